@@ -1,0 +1,1 @@
+"""stockworker: a Kafka-driven stock service over PostgreSQL."""

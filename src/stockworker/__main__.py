@@ -1,0 +1,3 @@
+from stockworker.entrypoints.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Creating the contract's topics (idempotent)."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stockworker.service.topics import Topics
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Topics, partitions: int = 6, replication: int = 1
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics.all() if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        for t in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

@@ -1,0 +1,45 @@
+"""Versioned SQL migrations: src/stockworker/sql/migrations/NNNN_name.sql, applied in order.
+
+Run by `stockworker migrate` (as a role that may change the schema); the worker runs no DDL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from stockworker.adapters.postgres import queries
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: str
+    sql: str
+
+
+def available_migrations() -> list[Migration]:
+    folder = resources.files("stockworker") / "sql" / "migrations"
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply every migration not applied yet; return the versions applied now."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied_now = []
+        async with conn.transaction():
+            await conn.execute(queries.MIGRATION_LOCK)
+            await conn.execute(queries.CREATE_MIGRATIONS_TABLE)
+            done = {r["version"] for r in await conn.fetch(queries.APPLIED_MIGRATIONS)}
+            for migration in available_migrations():
+                if migration.version in done:
+                    continue
+                await conn.execute(migration.sql)
+                await conn.execute(queries.RECORD_MIGRATION, migration.version)
+                applied_now.append(migration.version)
+        return applied_now
+    finally:
+        await conn.close()

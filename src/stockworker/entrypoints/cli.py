@@ -1,0 +1,105 @@
+"""`stockworker` command line. Defaults come from the environment (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from stockworker.config import Settings
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.adapters.postgres.migrations import migrate
+
+    applied = asyncio.run(migrate(settings.database_url))
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from stockworker.adapters.kafka.admin import ensure_topics
+    from stockworker.service.topics import Topics
+
+    topics = Topics(settings.topic_prefix)
+    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics, args.partitions))
+    print("topics ready: " + ", ".join(topics.all()))
+    return 0
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.worker import create_app
+
+    asyncio.run(create_app(settings).run())
+    return 0
+
+
+def _relay(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.bootstrap import build_relay
+    from stockworker.entrypoints.signals import run_until_signal
+
+    relay = build_relay(settings)
+    asyncio.run(run_until_signal(relay.run(), relay.stop))
+    return 0
+
+
+def _schemas(_settings: Settings, args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.schemas import write_schemas
+
+    changed = write_schemas(args.out, check=args.check)
+    if args.check and changed:
+        print("schemas out of date: " + ", ".join(changed), file=sys.stderr)
+        return 1
+    print("schemas up to date" if not changed else "wrote: " + ", ".join(changed))
+    return 0
+
+
+def _positions(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.audit import print_positions
+
+    asyncio.run(print_positions(settings.database_url))
+    return 0
+
+
+def _demo(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.demo import run_demo
+
+    return asyncio.run(run_demo(settings))
+
+
+COMMANDS = {
+    "migrate": (_migrate, "apply database migrations (run as the schema owner)"),
+    "topics": (_topics, "create the Kafka topics of the contract"),
+    "worker": (_worker, "consume commands, apply them, publish events (runs the relay too)"),
+    "relay": (_relay, "run only the outbox relay"),
+    "schemas": (_schemas, "write JSON Schemas of every command and event"),
+    "positions": (_positions, "print every stock position"),
+    "demo": (_demo, "feed a short demo stream to a running worker and print its events"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stockworker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        if name == "topics":
+            p.add_argument("--partitions", type=int, default=6)
+        if name == "schemas":
+            p.add_argument("--out", default="schemas")
+            p.add_argument("--check", action="store_true", help="fail if files differ")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    handler, _ = COMMANDS[args.command]
+    return handler(settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

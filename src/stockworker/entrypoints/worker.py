@@ -1,0 +1,80 @@
+"""The FastStream application: a thin shell around the command consumer.
+
+Kafka records reach the handler untouched (a custom parser and decoder skip
+FastStream's own decoding, which would fail on non-UTF-8 headers), in batches,
+with manual acknowledgement: offsets are committed by CommandConsumer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy, Context, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+
+from stockworker.bootstrap import Runtime, build_runtime
+from stockworker.config import Settings
+from stockworker.service.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+async def _raw_batch(
+    records: tuple[ConsumerRecord[Any, Any], ...], _original: Any
+) -> StreamMessage[tuple[ConsumerRecord[Any, Any], ...]]:
+    return StreamMessage(raw_message=records, body=b"", message_id=f"batch-{id(records)}")
+
+
+async def _no_decode(_message: StreamMessage[Any], _original: Any) -> None:
+    return None
+
+
+def create_app(settings: Settings) -> FastStream:
+    topics = Topics(settings.topic_prefix)
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log)
+    state: dict[str, Runtime] = {}
+
+    subscriber = broker.subscriber(
+        topics.commands,
+        group_id=settings.group_id,
+        batch=True,
+        max_records=settings.batch_size,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        parser=_raw_batch,
+        decoder=_no_decode,
+        title="stock commands",
+        description="Stock commands, applied in batches; offsets committed after the database.",
+    )
+
+    @subscriber
+    async def apply_commands(message: StreamMessage[Any] = Context("message")) -> None:  # noqa: B008
+        assert subscriber.consumer is not None
+        await state["runtime"].consumer.handle(message.raw_message, subscriber.consumer)
+
+    app = FastStream(broker, logger=log)
+
+    @app.on_startup
+    async def start() -> None:
+        runtime = await build_runtime(settings)
+        state["runtime"] = runtime
+        runtime.start_relay()
+        log.info("stockworker consuming %s as group %s", topics.commands, settings.group_id)
+
+    @app.on_shutdown
+    async def stop_consuming() -> None:
+        # Ends any retry loop at once; the batch in hand stays uncommitted and is redone.
+        if "runtime" in state:
+            state["runtime"].consumer.stopping.set()
+
+    @app.after_shutdown
+    async def close() -> None:
+        if "runtime" in state:
+            await state["runtime"].close()
+            log.info("stockworker stopped: %s", state["runtime"].consumer.total)
+
+    return app
