@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -17,14 +19,12 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [t for t in topics.all() if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(t, num_partitions=partitions, replication_factor=replication)
                         for t in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

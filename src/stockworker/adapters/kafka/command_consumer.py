@@ -8,6 +8,7 @@ exponential backoff and jitter, without committing and without dead-lettering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -86,10 +87,8 @@ class CommandConsumer:
                     return None
                 pause = delay * random.uniform(0.5, 1.0)
                 log.warning("transient failure applying a batch, retrying in %.2fs: %r", pause, exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), pause)
-                except TimeoutError:
-                    pass
                 delay = min(delay * 2, self._retry_max)
 
     @staticmethod
@@ -99,10 +98,9 @@ class CommandConsumer:
             tp = TopicPartition(r.topic, r.partition)
             earliest[tp] = min(earliest.get(tp, r.offset), r.offset)
         for tp, offset in earliest.items():
-            try:
+            # No longer assigned: its new owner starts from the committed offset.
+            with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
-            except IllegalStateError:
-                pass  # no longer assigned: its new owner starts from the committed offset
 
     @staticmethod
     async def _commit(offsets: dict[TopicPartition, int], consumer: AIOKafkaConsumer) -> None:

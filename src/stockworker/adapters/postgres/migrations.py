@@ -21,7 +21,7 @@ class Migration:
 
 def available_migrations() -> list[Migration]:
     folder = resources.files("stockworker") / "sql" / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the worker against local PostgreSQL and Kafka, feeds it a short demo stream of
+# commands and prints the events it produced; then stops the worker.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+scripts/setup.sh
+if [ -z "${DATABASE_URL:-}" ] || [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  scripts/services.sh start
+  eval "$(scripts/services.sh env)"
+fi
+export DATABASE_URL KAFKA_BOOTSTRAP_SERVERS
+SW="$ROOT/.venv/bin/stockworker"
+"$SW" migrate
+"$SW" topics
+mkdir -p .services
+"$SW" worker >.services/demo-worker.log 2>&1 &
+worker=$!
+trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT
+status=0
+"$SW" demo || status=$?
+echo
+echo "positions now:"
+"$SW" positions | grep -E "^sku|^DEMO" | tail -n 6
+echo "(worker log: .services/demo-worker.log)"
+exit $status

@@ -1,0 +1,135 @@
+"""Real PostgreSQL and Kafka for integration and end-to-end tests.
+
+Where they come from, in order:
+1. DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS when set;
+2. testcontainers, when a Docker engine answers;
+3. otherwise scripts/services.sh starts the local ones (PostgreSQL from Debian's
+   packages, Kafka from its Maven Central jars), reusing running ones.
+
+Each test gets its own database, cloned from a migrated template, and its own topic
+prefix and consumer group, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from stockworker.adapters.kafka.admin import ensure_topics
+from stockworker.adapters.postgres.migrations import migrate
+from stockworker.service.topics import Topics
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DB = "stockworker_test_template"
+
+
+@dataclass(frozen=True)
+class Services:
+    database_url: str
+    kafka_bootstrap_servers: str
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _containers() -> Iterator[Services]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with (
+        PostgresContainer("postgres:16", driver=None) as pg,
+        KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka,
+    ):
+        yield Services(pg.get_connection_url(), kafka.get_bootstrap_server())
+
+
+def _local() -> Services:
+    subprocess.run([str(ROOT / "scripts" / "services.sh"), "start"], check=True)
+    env = subprocess.run(
+        [str(ROOT / "scripts" / "services.sh"), "env"], check=True, capture_output=True, text=True
+    ).stdout
+    values = dict(
+        line.removeprefix("export ").split("=", 1) for line in env.splitlines() if "=" in line
+    )
+    return Services(values["DATABASE_URL"], values["KAFKA_BOOTSTRAP_SERVERS"])
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    database_url = os.environ.get("DATABASE_URL")
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if database_url and bootstrap:
+        yield Services(database_url, bootstrap)
+    elif _docker_available():
+        with _containers() as found:
+            yield found
+    else:
+        yield _local()
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+async def template_database(services: Services) -> str:
+    """A database with every migration applied, cloned by each test."""
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await conn.close()
+    url = with_database(services.database_url, TEMPLATE_DB)
+    await migrate(url)
+    return url
+
+
+@pytest.fixture
+async def database_url(services: Services, template_database: str) -> AsyncIterator[str]:
+    name = f"stockworker_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    finally:
+        await conn.close()
+    yield with_database(services.database_url, name)
+    conn = await asyncpg.connect(services.database_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def topics(services: Services) -> Topics:
+    """Fresh topics for one test (6 partitions each)."""
+    topics = Topics(prefix=f"test-{uuid.uuid4().hex[:10]}.")
+    await ensure_topics(services.kafka_bootstrap_servers, topics, partitions=6)
+    return topics
