@@ -83,7 +83,11 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
 
             feeder = asyncio.create_task(feed())
             for threshold in (800, 2500):
-                await events.until(lambda c, t=threshold: len(c.on(topics.results)) >= t, 120)
+
+                def reached(c: EventCollector, t: int = threshold) -> bool:
+                    return len(c.on(topics.results)) >= t
+
+                await events.until(reached, 120)
                 worker.kill()  # SIGKILL while commands are still flowing
                 kills += 1
                 worker.start()

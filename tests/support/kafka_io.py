@@ -88,8 +88,8 @@ class EventCollector:
                     Received(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers))
                 )
 
-    async def until(self, done: Callable[[EventCollector], bool], timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+    async def until(self, done: Callable[[EventCollector], bool], within: float = 60) -> None:
+        deadline = time.monotonic() + within
         while not done(self):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gave up waiting; saw {self.counts()}")
