@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from stockworker.adapters.postgres.migrations import available_migrations, migrate
+from tests.support.services import Services, with_database
+
+pytestmark = pytest.mark.integration
+
+
+async def test_migrations_apply_cleanly_to_an_empty_database_and_only_once(
+    services: Services,
+) -> None:
+    name = "stockworker_test_migrations"
+    admin = await asyncpg.connect(services.database_url)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = with_database(services.database_url, name)
+    try:
+        applied = await migrate(url)
+        assert applied == [m.version for m in available_migrations()]
+        assert await migrate(url) == []
+        conn = await asyncpg.connect(url)
+        try:
+            tables = {
+                r["tablename"]
+                for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            }
+        finally:
+            await conn.close()
+        assert {"stock_position", "processed_command", "outbox", "schema_migration"} <= tables
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+@pytest.mark.parametrize(
+    ("columns", "constraint"),
+    [
+        ({"on_order": -1}, "quantities_not_negative"),
+        ({"on_hand": 5, "reserved": 3, "picked": 3}, "on_hand_covers_reserved_and_picked"),
+        ({"min_quantity": 5, "max_quantity": 4}, "min_max_valid"),
+        ({"low_stock_threshold": -1}, "thresholds_not_negative"),
+        ({"bin": "b" * 51}, "bin_length"),
+    ],
+)
+async def test_the_database_refuses_positions_that_break_the_invariants(
+    pool: asyncpg.Pool, columns: dict[str, object], constraint: str
+) -> None:
+    names = ", ".join(columns)
+    params = ", ".join(f"${i + 3}" for i in range(len(columns)))
+    with pytest.raises(asyncpg.CheckViolationError) as caught:
+        await pool.execute(
+            f"INSERT INTO stock_position (sku, location, version, {names}) "
+            f"VALUES ($1, $2, 1, {params})",
+            "SKU", "WH", *columns.values(),
+        )
+    assert caught.value.constraint_name == constraint
+
+
+async def test_one_position_per_sku_and_location(pool: asyncpg.Pool) -> None:
+    insert = "INSERT INTO stock_position (sku, location, version) VALUES ('S', 'L', 1)"
+    await pool.execute(insert)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.execute(insert)

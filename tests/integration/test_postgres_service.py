@@ -1,0 +1,117 @@
+"""The batch service on the real PostgreSQL unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import asyncpg
+import pytest
+
+from stockworker.adapters.postgres.errors import is_transient
+from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory, all_positions
+from stockworker.domain.position import Position, PositionKey
+from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.ports import InboundRecord, OutboxMessage, StoredResult
+from stockworker.service.topics import Topics
+from tests.support.builders import command, encode
+
+pytestmark = pytest.mark.integration
+TOPICS = Topics("it.")
+
+
+def service(pool: asyncpg.Pool) -> CommandBatchService:
+    return CommandBatchService(PostgresUnitOfWorkFactory(pool), TOPICS, is_transient)
+
+
+def records(*bodies: dict[str, object] | bytes, partition: int = 0) -> list[InboundRecord]:
+    return [
+        InboundRecord(TOPICS.commands, partition, i, b"k", b if isinstance(b, bytes) else encode(b))
+        for i, b in enumerate(bodies)
+    ]
+
+
+async def test_positions_results_and_outbox_round_trip(pool: asyncpg.Pool) -> None:
+    factory = PostgresUnitOfWorkFactory(pool)
+    key = PositionKey("S-1", "W-1")
+    position = Position("S-1", "W-1", on_hand=9, picked=4, picks={"a": 3, "b": 1}, bin="X",
+                        max_quantity=5, version=3)
+    message = OutboxMessage(uuid.uuid4(), "t", None, b"\x00bytes", (("h", b"\xff"),))
+    async with factory() as uow:
+        await uow.lock_positions([key])
+        await uow.save_positions([position])
+        await uow.save_results([StoredResult(uuid.UUID(int=1), message)])
+        await uow.append_outbox([message])
+    async with factory() as uow:
+        assert await uow.load_positions([key, PositionKey("S-1", "other")]) == {key: position}
+        stored = await uow.load_results([uuid.UUID(int=1), uuid.UUID(int=2)])
+        assert stored[uuid.UUID(int=1)].result == message
+    row = await pool.fetchrow("SELECT key, value, header_keys, header_values FROM outbox")
+    assert (row["key"], row["value"], row["header_values"]) == (None, b"\x00bytes", [b"\xff"])
+
+
+async def test_an_exception_rolls_everything_back(pool: asyncpg.Pool) -> None:
+    factory = PostgresUnitOfWorkFactory(pool)
+    with pytest.raises(RuntimeError):
+        async with factory() as uow:
+            await uow.save_positions([Position("S", "W", on_hand=1, version=1)])
+            raise RuntimeError("boom")
+    assert await all_positions(pool) == []
+
+
+async def test_a_batch_is_applied_with_inbox_and_outbox_in_one_transaction(
+    pool: asyncpg.Pool,
+) -> None:
+    receive = command("ReceivePOItem", quantity=6)
+    report = await service(pool).process(
+        records(receive, command("PickStock", quantity=2), b"junk", receive)
+    )
+    assert (report.applied, report.duplicates, report.dead_lettered) == (2, 1, 1)
+    [p] = await all_positions(pool)
+    assert (p.on_hand, p.picked, p.version) == (6, 2, 2)
+    assert await pool.fetchval("SELECT count(*) FROM processed_command") == 2
+    topics = [r["topic"] for r in await pool.fetch("SELECT topic FROM outbox ORDER BY id")]
+    assert topics.count(TOPICS.changed) == 2
+    assert topics.count(TOPICS.results) == 3  # two results and the duplicate's repeat
+    assert topics.count(TOPICS.dead_letters) == 1
+
+
+async def test_concurrent_batches_on_one_position_never_over_pick(pool: asyncpg.Pool) -> None:
+    """Several workers' batches race for one position; the locks serialise them."""
+    await service(pool).process(records(command("ReceivePOItem", quantity=100)))
+    picks = [command("PickStock", quantity=3, order_ref=f"O{i}") for i in range(60)]
+    batches = [picks[i : i + 6] for i in range(0, len(picks), 6)]
+    reports = await asyncio.gather(
+        *(service(pool).process(records(*b, partition=n)) for n, b in enumerate(batches))
+    )
+    applied = sum(r.applied for r in reports)
+    assert applied == 33  # 100 // 3
+    [p] = await all_positions(pool)
+    assert (p.picked, p.available, p.version) == (99, 1, 1 + 33)
+    changed = [
+        json.loads(r["value"])["version"]
+        for r in await pool.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY id", TOPICS.changed)
+    ]
+    assert changed == list(range(1, 35))  # outbox order is version order for one position
+
+
+async def test_the_same_command_in_two_concurrent_batches_is_applied_once(
+    pool: asyncpg.Pool,
+) -> None:
+    receive = command("ReceivePOItem", quantity=5)
+    await asyncio.gather(*(service(pool).process(records(receive)) for _ in range(5)))
+    [p] = await all_positions(pool)
+    assert (p.on_hand, p.version) == (5, 1)
+
+
+async def test_connection_errors_are_transient_and_rule_violations_are_not(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    with pytest.raises(asyncpg.CheckViolationError) as check:
+        await pool.execute("INSERT INTO stock_position (sku, location, version, on_hand) "
+                           "VALUES ('a', 'b', 1, -1)")
+    assert not is_transient(check.value)
+    with pytest.raises(OSError) as refused:
+        await asyncpg.connect(database_url.replace(":5432", ":1"), timeout=2)
+    assert is_transient(refused.value)
