@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
 
+from stockworker.adapters.postgres.databases import create_database, drop_database
 from stockworker.adapters.postgres.migrations import available_migrations, migrate
-from tests.support.services import Services, with_database
+from tests.support.services import Services
 
 pytestmark = pytest.mark.integration
 
@@ -12,11 +15,8 @@ pytestmark = pytest.mark.integration
 async def test_migrations_apply_cleanly_to_an_empty_database_and_only_once(
     services: Services,
 ) -> None:
-    name = "stockworker_test_migrations"
-    admin = await asyncpg.connect(services.database_url)
-    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {name}")
-    url = with_database(services.database_url, name)
+    name = f"stockworker_test_migrations_{uuid.uuid4().hex[:8]}"
+    url = await create_database(services.database_url, name)
     try:
         applied = await migrate(url)
         assert applied == [m.version for m in available_migrations()]
@@ -25,14 +25,15 @@ async def test_migrations_apply_cleanly_to_an_empty_database_and_only_once(
         try:
             tables = {
                 r["tablename"]
-                for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+                for r in await conn.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public'"
+                )
             }
         finally:
             await conn.close()
         assert {"stock_position", "processed_command", "outbox", "schema_migration"} <= tables
     finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+        await drop_database(services.database_url, name)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,9 @@ async def test_the_database_refuses_positions_that_break_the_invariants(
         await pool.execute(
             f"INSERT INTO stock_position (sku, location, version, {names}) "
             f"VALUES ($1, $2, 1, {params})",
-            "SKU", "WH", *columns.values(),
+            "SKU",
+            "WH",
+            *columns.values(),
         )
     assert caught.value.constraint_name == constraint
 

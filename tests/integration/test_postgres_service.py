@@ -35,8 +35,16 @@ def records(*bodies: dict[str, object] | bytes, partition: int = 0) -> list[Inbo
 async def test_positions_results_and_outbox_round_trip(pool: asyncpg.Pool) -> None:
     factory = PostgresUnitOfWorkFactory(pool)
     key = PositionKey("S-1", "W-1")
-    position = Position("S-1", "W-1", on_hand=9, picked=4, picks={"a": 3, "b": 1}, bin="X",
-                        max_quantity=5, version=3)
+    position = Position(
+        "S-1",
+        "W-1",
+        on_hand=9,
+        picked=4,
+        picks={"a": 3, "b": 1},
+        bin="X",
+        max_quantity=5,
+        version=3,
+    )
     message = OutboxMessage(uuid.uuid4(), "t", None, b"\x00bytes", (("h", b"\xff"),))
     async with factory() as uow:
         await uow.lock_positions([key])
@@ -48,6 +56,7 @@ async def test_positions_results_and_outbox_round_trip(pool: asyncpg.Pool) -> No
         stored = await uow.load_results([uuid.UUID(int=1), uuid.UUID(int=2)])
         assert stored[uuid.UUID(int=1)].result == message
     row = await pool.fetchrow("SELECT key, value, header_keys, header_values FROM outbox")
+    assert row is not None
     assert (row["key"], row["value"], row["header_values"]) == (None, b"\x00bytes", [b"\xff"])
 
 
@@ -91,7 +100,9 @@ async def test_concurrent_batches_on_one_position_never_over_pick(pool: asyncpg.
     assert (p.picked, p.available, p.version) == (99, 1, 1 + 33)
     changed = [
         json.loads(r["value"])["version"]
-        for r in await pool.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY id", TOPICS.changed)
+        for r in await pool.fetch(
+            "SELECT value FROM outbox WHERE topic = $1 ORDER BY id", TOPICS.changed
+        )
     ]
     assert changed == list(range(1, 35))  # outbox order is version order for one position
 
@@ -109,8 +120,9 @@ async def test_connection_errors_are_transient_and_rule_violations_are_not(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
     with pytest.raises(asyncpg.CheckViolationError) as check:
-        await pool.execute("INSERT INTO stock_position (sku, location, version, on_hand) "
-                           "VALUES ('a', 'b', 1, -1)")
+        await pool.execute(
+            "INSERT INTO stock_position (sku, location, version, on_hand) VALUES ('a', 'b', 1, -1)"
+        )
     assert not is_transient(check.value)
     with pytest.raises(OSError) as refused:
         await asyncpg.connect(database_url.replace(":5432", ":1"), timeout=2)

@@ -19,12 +19,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from stockworker.adapters.kafka.admin import ensure_topics
+from stockworker.adapters.postgres.databases import create_database, drop_database
 from stockworker.adapters.postgres.migrations import migrate
 from stockworker.service.topics import Topics
 
@@ -84,21 +84,11 @@ def services() -> Iterator[Services]:
         yield _local()
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="session")
 async def template_database(services: Services) -> str:
     """A database with every migration applied, cloned by each test."""
-    conn = await asyncpg.connect(services.database_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-    finally:
-        await conn.close()
-    url = with_database(services.database_url, TEMPLATE_DB)
+    await drop_database(services.database_url, TEMPLATE_DB)
+    url = await create_database(services.database_url, TEMPLATE_DB)
     await migrate(url)
     return url
 
@@ -106,17 +96,8 @@ async def template_database(services: Services) -> str:
 @pytest.fixture
 async def database_url(services: Services, template_database: str) -> AsyncIterator[str]:
     name = f"stockworker_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(services.database_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    finally:
-        await conn.close()
-    yield with_database(services.database_url, name)
-    conn = await asyncpg.connect(services.database_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    yield await create_database(services.database_url, name, template=TEMPLATE_DB)
+    await drop_database(services.database_url, name)
 
 
 @pytest.fixture

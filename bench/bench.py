@@ -1,0 +1,210 @@
+"""End-to-end benchmark: Kafka -> worker -> PostgreSQL -> outbox relay -> Kafka.
+
+    .venv/bin/python bench/bench.py --commands 50000            # flood: throughput
+    .venv/bin/python bench/bench.py --commands 20000 --rate 2000  # paced: latency
+
+Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS (scripts/services.sh env), a fresh database
+and fresh topics per run. Prints commands/s from the first command published to the last
+result observed, command-to-result latency percentiles, and the workers' peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stockworker.adapters.kafka.admin import ensure_topics
+from stockworker.adapters.postgres.databases import create_database, drop_database
+from stockworker.adapters.postgres.migrations import migrate
+from stockworker.config import Settings
+from stockworker.service.topics import Topics
+
+
+def make_commands(n: int, skus: int, seed: int) -> list[dict[str, Any]]:
+    """A warehouse-like mix: receipts, picks, ships and adjustments over many SKUs."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC).isoformat()
+    out = []
+    for _ in range(n):
+        sku = f"BENCH-{rng.randrange(skus):05d}"
+        base = {"command_id": str(uuid.uuid4()), "occurred_at": now, "sku": sku, "location": "WH1"}
+        roll = rng.random()
+        if roll < 0.4:
+            body = {
+                "type": "ReceivePOItem",
+                "po_number": "PO-1",
+                "po_line": 1,
+                "quantity": rng.randint(1, 50),
+                "unit_cost": 2.5,
+            }
+        elif roll < 0.7:
+            body = {"type": "PickStock", "quantity": rng.randint(1, 5), "order_ref": "SO-1"}
+        elif roll < 0.9:
+            body = {"type": "ShipStock", "quantity": rng.randint(1, 3), "order_ref": "SO-1"}
+        else:
+            body = {"type": "AdjustInventory", "delta": rng.choice([-1, 1, 2]), "reason": "COUNT"}
+        out.append({**body, **base})
+    return out
+
+
+def spawn_workers(count: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for i in range(count):
+        with open(logs / f"worker-{i}.log", "wb") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "stockworker", "worker"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return workers
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = Settings.from_env()
+    topics = Topics(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    await ensure_topics(settings.kafka_bootstrap_servers, topics, partitions=args.partitions)
+    database_name = f"stockworker_bench_{uuid.uuid4().hex[:8]}"
+    database_url = await create_database(settings.database_url, database_name)
+    await migrate(database_url)
+    logs = Path(tempfile.mkdtemp(prefix="stockworker-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "STOCKWORKER_TOPIC_PREFIX": topics.prefix,
+        "STOCKWORKER_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "STOCKWORKER_BATCH_SIZE": str(args.batch_size),
+        "STOCKWORKER_LOG_LEVEL": "WARNING",
+    }
+    workers = spawn_workers(args.workers, env, logs)
+    commands = make_commands(args.commands, args.skus, args.seed)
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
+    consumer = AIOKafkaConsumer(
+        topics.results,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        max_poll_records=10000,
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        # Warm-up: wait until the worker answers, so start-up is not measured.
+        warm = make_commands(1, 1, 0)[0]
+        await producer.send_and_wait(topics.commands, json.dumps(warm).encode(), key=b"warm")
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            if any(
+                json.loads(r.value)["command_id"] == warm["command_id"]
+                for rs in batch.values()
+                for r in rs
+            ):
+                break
+
+        async def feed() -> None:
+            interval = 1 / args.rate if args.rate else 0.0
+            started = time.perf_counter()
+            for i, body in enumerate(commands):
+                if interval:
+                    delay = started + i * interval - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                sent_at[body["command_id"]] = time.perf_counter()
+                await producer.send(
+                    topics.commands, json.dumps(body).encode(), key=body["sku"].encode()
+                )
+            await producer.flush()
+
+        first = time.perf_counter()
+        feeder = asyncio.create_task(feed())
+        seen = 0
+        last = first
+        deadline = first + args.timeout
+        while seen < len(commands) and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for records in batch.values():
+                for r in records:
+                    cid = json.loads(r.value)["command_id"]
+                    if cid in sent_at:
+                        latencies.append(now - sent_at.pop(cid))
+                        seen += 1
+                        last = now
+        await feeder
+        elapsed = last - first
+        memory = [peak_rss_mib(w.pid) for w in workers]
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait(30)
+        await drop_database(settings.database_url, database_name)
+
+    mode = f"paced at {args.rate}/s" if args.rate else "flood"
+    print(
+        f"commands:        {len(commands)} ({mode}), {args.skus} SKUs, "
+        f"{args.partitions} partitions, {args.workers} worker(s), batch {args.batch_size}"
+    )
+    print(f"results seen:    {seen}")
+    print(f"throughput:      {seen / elapsed:,.0f} commands/s end to end ({elapsed:.2f} s)")
+    ms = sorted(x * 1000 for x in latencies)
+    print(
+        f"latency (ms):    p50 {percentile(ms, 0.5):.1f}  p90 {percentile(ms, 0.9):.1f}  "
+        f"p99 {percentile(ms, 0.99):.1f}  max {ms[-1]:.1f}"
+    )
+    print(f"worker peak RSS: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    if seen < len(commands):
+        print(f"INCOMPLETE: {len(commands) - seen} results missing (logs in {logs})")
+        raise SystemExit(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--commands", type=int, default=30000)
+    parser.add_argument("--skus", type=int, default=500)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="commands/s; 0 = as fast as possible"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
