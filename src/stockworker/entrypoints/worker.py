@@ -34,7 +34,9 @@ async def _no_decode(_message: StreamMessage[Any], _original: Any) -> None:
 
 def create_app(settings: Settings) -> FastStream:
     topics = Topics(settings.topic_prefix)
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log)
+    # Per-batch "Received"/"Processed" lines only at DEBUG: at thousands of commands a
+    # second they would drown the log.
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
     state: dict[str, Runtime] = {}
 
     subscriber = broker.subscriber(
