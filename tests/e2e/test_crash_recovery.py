@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from tests.support.builders import command
 from tests.support.kafka_io import EventCollector, command_message, publish
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
-from tests.support.worker_process import WorkerProcess
+from tests.support.worker_process import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +133,65 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
         f"{COMMANDS} commands, {kills} kills, {len(by_version)} StockChanged versions, "
         f"{duplicates} re-published copies (same event_id)"
     )
+
+
+async def test_two_workers_share_the_partitions_and_agree_with_the_reference(
+    services: Services, topics: Topics, database_url: str, tmp_path: Path
+) -> None:
+    """Two processes in one group: a rebalance when the second joins, then shared work."""
+    bodies = stream(seed=7)[:3000]
+    reference = ReferenceModel()
+    for body in bodies:
+        reference.apply(body)
+    group = f"shared-{uuid.uuid4().hex[:6]}"
+    workers = [
+        WorkerProcess(
+            database_url,
+            services.kafka_bootstrap_servers,
+            topics,
+            tmp_path / str(i),
+            group_id=group,
+            batch_size="100",
+        )
+        for i in range(2)
+    ]
+    for w in workers:
+        w.log_dir.mkdir()
+    workers[0].start()
+    try:
+        async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
+            await publish(
+                services.kafka_bootstrap_servers,
+                topics.commands,
+                [command_message(b) for b in bodies[:1500]],
+            )
+            await events.until(lambda c: len(c.on(topics.results)) >= 300, 60)
+            workers[1].start()  # joins mid-stream: partitions move between processes
+            assert await asyncio.to_thread(
+                wait_for, lambda: "assigned to partitions" in workers[1].logs(), 60
+            )
+            await publish(
+                services.kafka_bootstrap_servers,
+                topics.commands,
+                [command_message(b) for b in bodies[1500:]],
+            )
+            wanted = {b["command_id"] for b in bodies}
+            await events.until(lambda c: wanted <= set(c.results()), 120)
+    finally:
+        for w in workers:
+            w.stop()
+
+    verdicts = {cid: r["type"] == "CommandAccepted" for cid, r in events.results().items()}
+    assert verdicts == reference.outcomes
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await all_positions(conn)
+    finally:
+        await conn.close()
+    actual = {(p.sku, p.location): (p.on_hand, p.picked, p.version, dict(p.picks)) for p in stored}
+    assert actual == reference.snapshot()
+    assert all(w.process is not None and w.process.returncode == 0 for w in workers)
+    # Both did part of the work (each logs its totals when it stops).
+    for w in workers:
+        assert "stockworker stopped: BatchReport(applied=0," not in w.logs()
+        assert "stockworker stopped" in w.logs()

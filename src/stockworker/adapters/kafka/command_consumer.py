@@ -65,8 +65,15 @@ class CommandConsumer:
             return
         try:
             report = await self._process_with_retry([inbound(r) for r in records])
+        except Exception:
+            # Nothing of this batch may be skipped: rewind so it is fetched again, after a
+            # pause so that an unexpected, repeating failure cannot spin the CPU.
+            log.exception("unexpected failure applying a batch; it will be retried")
+            self._rewind(records, consumer)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self._retry_max)
+            return
         except BaseException:
-            # Nothing of this batch may be skipped: rewind so it is fetched again.
             self._rewind(records, consumer)
             raise
         if report is None:  # stopping before it could be applied: leave it uncommitted
