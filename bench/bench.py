@@ -61,19 +61,19 @@ def make_commands(n: int, skus: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def spawn_workers(count: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
-    workers = []
-    for i in range(count):
-        with open(logs / f"worker-{i}.log", "wb") as log:
-            workers.append(
+def spawn(roles: list[str], env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for i, role in enumerate(roles):
+        with open(logs / f"{role}-{i}.log", "wb") as log:
+            processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "stockworker", "worker"],
+                    [sys.executable, "-m", "stockworker", role],
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
-    return workers
+    return processes
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -104,7 +104,11 @@ async def run(args: argparse.Namespace) -> None:
         "STOCKWORKER_BATCH_SIZE": str(args.batch_size),
         "STOCKWORKER_LOG_LEVEL": "WARNING",
     }
-    workers = spawn_workers(args.workers, env, logs)
+    roles = ["worker"] * args.workers
+    if args.relay_process:
+        env["STOCKWORKER_RUN_RELAY"] = "false"
+        roles.append("relay")
+    workers = spawn(roles, env, logs)
     commands = make_commands(args.commands, args.skus, args.seed)
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
@@ -183,7 +187,8 @@ async def run(args: argparse.Namespace) -> None:
         f"latency (ms):    p50 {percentile(ms, 0.5):.1f}  p90 {percentile(ms, 0.9):.1f}  "
         f"p99 {percentile(ms, 0.99):.1f}  max {ms[-1]:.1f}"
     )
-    print(f"worker peak RSS: {', '.join(f'{m:.0f} MiB' for m in memory)}")
+    peaks = ", ".join(f"{role} {mib:.0f} MiB" for role, mib in zip(roles, memory, strict=True))
+    print(f"peak RSS:        {peaks}")
     if seen < len(commands):
         print(f"INCOMPLETE: {len(commands) - seen} results missing (logs in {logs})")
         raise SystemExit(1)
@@ -202,6 +207,9 @@ def main() -> None:
         "--rate", type=float, default=0.0, help="commands/s; 0 = as fast as possible"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--relay-process", action="store_true", help="run the outbox relay as its own process"
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     asyncio.run(run(parser.parse_args()))
 
