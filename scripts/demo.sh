@@ -2,15 +2,8 @@
 # Runs the worker against local PostgreSQL and Kafka, feeds it a short demo stream of
 # commands and prints the events it produced; then stops the worker.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-scripts/setup.sh
-if [ -z "${DATABASE_URL:-}" ] || [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-  scripts/services.sh start
-  eval "$(scripts/services.sh env)"
-fi
-export DATABASE_URL KAFKA_BOOTSTRAP_SERVERS
-SW="$ROOT/.venv/bin/stockworker"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+SW="$BIN/stockworker"
 "$SW" migrate
 "$SW" topics
 mkdir -p .services

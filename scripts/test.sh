@@ -3,15 +3,7 @@
 # (unit, integration on real PostgreSQL, end-to-end on real Kafka + PostgreSQL + worker).
 # Extra arguments go to pytest.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-scripts/setup.sh
-if [ -z "${DATABASE_URL:-}" ] || [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-  scripts/services.sh start
-  eval "$(scripts/services.sh env)"
-fi
-export DATABASE_URL KAFKA_BOOTSTRAP_SERVERS
-BIN="$ROOT/.venv/bin"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 echo "== ruff"
 "$BIN/ruff" check src tests bench
 "$BIN/ruff" format --check src tests bench

@@ -186,34 +186,22 @@ def _stock_events(command: AnyCommand, change: Change) -> list[StockEvent]:
         )
     ]
     # A crossing, not a level: only the change that enters or leaves the low state emits.
-    if after.is_low and not before.is_low:
+    if after.is_low != before.is_low:
+        level = {
+            "event_id": event_id(command.command_id, f"low-stock/{after.sku}/{after.location}"),
+            "occurred_at": command.occurred_at,
+            "sku": after.sku,
+            "location": after.location,
+            "version": after.version,
+            "threshold": after.low_stock_threshold,
+            "available": after.available,
+            "on_order": after.on_order,
+            "cause": cause,
+        }
         events.append(
-            LowStock(
-                event_id=event_id(command.command_id, f"low-stock/{after.sku}/{after.location}"),
-                occurred_at=command.occurred_at,
-                sku=after.sku,
-                location=after.location,
-                version=after.version,
-                threshold=after.low_stock_threshold,
-                available=after.available,
-                on_order=after.on_order,
-                suggested_order_quantity=suggested_order_quantity(after),
-                cause=cause,
-            )
-        )
-    elif before.is_low and not after.is_low:
-        events.append(
-            StockReplenished(
-                event_id=event_id(command.command_id, f"low-stock/{after.sku}/{after.location}"),
-                occurred_at=command.occurred_at,
-                sku=after.sku,
-                location=after.location,
-                version=after.version,
-                threshold=after.low_stock_threshold,
-                available=after.available,
-                on_order=after.on_order,
-                cause=cause,
-            )
+            LowStock(**level, suggested_order_quantity=suggested_order_quantity(after))
+            if after.is_low
+            else StockReplenished(**level)
         )
     return events
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from stockworker.adapters.postgres import queries
+from stockworker.adapters.postgres.unit_of_work import message_from_row
 from stockworker.service.ports import OutboxMessage
 
 # Session advisory lock id held by the one active relay: per-SKU order needs one publisher.
@@ -31,16 +32,7 @@ class OutboxStore:
     async def fetch_unpublished(self, limit: int) -> list[PendingMessage]:
         rows = await self._conn.fetch(queries.FETCH_UNPUBLISHED, limit)
         return [
-            PendingMessage(
-                id=r["id"],
-                message=OutboxMessage(
-                    event_id=r["event_id"],
-                    topic=r["topic"],
-                    key=r["key"],
-                    value=r["value"],
-                    headers=tuple(zip(r["header_keys"], r["header_values"], strict=True)),
-                ),
-            )
+            PendingMessage(r["id"], message_from_row(r, "event_id", "topic", "key", "value"))
             for r in rows
         ]
 

@@ -43,8 +43,21 @@ def _position(row: asyncpg.Record) -> Position:
     )
 
 
-def _headers(keys: list[str], values: list[bytes]) -> tuple[tuple[str, bytes], ...]:
-    return tuple(zip(keys, values, strict=True))
+def message_from_row(
+    row: asyncpg.Record, event_id: str, topic: str, key: str, value: str
+) -> OutboxMessage:
+    """An OutboxMessage from a row of `outbox` or `processed_command` (column names vary)."""
+    return OutboxMessage(
+        event_id=row[event_id],
+        topic=row[topic],
+        key=row[key],
+        value=row[value],
+        headers=tuple(zip(row["header_keys"], row["header_values"], strict=True)),
+    )
+
+
+def header_columns(message: OutboxMessage) -> tuple[list[str], list[bytes]]:
+    return [k for k, _ in message.headers], [v for _, v in message.headers]
 
 
 class PostgresUnitOfWork:
@@ -111,12 +124,8 @@ class PostgresUnitOfWork:
         return {
             r["command_id"]: StoredResult(
                 command_id=r["command_id"],
-                result=OutboxMessage(
-                    event_id=r["result_event_id"],
-                    topic=r["result_topic"],
-                    key=r["result_key"],
-                    value=r["result_value"],
-                    headers=_headers(r["header_keys"], r["header_values"]),
+                result=message_from_row(
+                    r, "result_event_id", "result_topic", "result_key", "result_value"
                 ),
             )
             for r in rows
@@ -149,8 +158,7 @@ class PostgresUnitOfWork:
                     r.result.topic,
                     r.result.key,
                     r.result.value,
-                    [k for k, _ in r.result.headers],
-                    [v for _, v in r.result.headers],
+                    *header_columns(r.result),
                 )
                 for r in results
             ],
@@ -162,17 +170,7 @@ class PostgresUnitOfWork:
         await self._connection.copy_records_to_table(
             "outbox",
             columns=queries.OUTBOX_COLUMNS,
-            records=[
-                (
-                    m.event_id,
-                    m.topic,
-                    m.key,
-                    m.value,
-                    [k for k, _ in m.headers],
-                    [v for _, v in m.headers],
-                )
-                for m in messages
-            ],
+            records=[(m.event_id, m.topic, m.key, m.value, *header_columns(m)) for m in messages],
         )
         self._wrote_outbox = True
 
