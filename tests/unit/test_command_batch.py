@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from stockworker.domain.position import PositionKey
-from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.command_batch import DEAD_LETTER_VALUE_KEPT, CommandBatchService
 from stockworker.service.ports import InboundRecord
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
@@ -133,3 +133,18 @@ async def test_a_permanent_failure_dead_letters_only_the_failing_record() -> Non
     assert report.dead_lettered == 2
     codes = [dict(m.headers)["dlq.error.code"] for m in db.outbox]
     assert codes == [b"PROCESSING_FAILED", b"PROCESSING_FAILED"]
+
+
+async def test_an_oversized_record_is_dead_lettered_with_a_publishable_excerpt() -> None:
+    db = FakeDatabase()
+    huge = b"{" + b" " * 3_000_000 + b"}"
+    small_limit = CommandBatchService(
+        lambda: FakeUnitOfWork(db), TOPICS, is_transient=lambda e: False, max_message_bytes=1000
+    )
+    report = await small_limit.process(records(huge))
+    assert report.dead_lettered == 1
+    [dead] = db.outbox
+    headers = dict(dead.headers)
+    assert headers["dlq.error.code"] == b"MESSAGE_TOO_LARGE"
+    assert headers["dlq.original.size"] == str(len(huge)).encode()
+    assert dead.value == huge[:DEAD_LETTER_VALUE_KEPT]

@@ -38,6 +38,3 @@ class OutboxStore:
 
     async def mark_published(self, ids: Sequence[int]) -> None:
         await self._conn.execute(queries.MARK_PUBLISHED, list(ids))
-
-    async def count_unpublished(self) -> int:
-        return int(await self._conn.fetchval(queries.COUNT_UNPUBLISHED))

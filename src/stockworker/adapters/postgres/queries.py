@@ -71,8 +71,6 @@ LIMIT $1
 
 MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
 
-COUNT_UNPUBLISHED = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-
 TRY_RELAY_LEADERSHIP = "SELECT pg_try_advisory_lock($1)"
 
 CREATE_MIGRATIONS_TABLE = """
