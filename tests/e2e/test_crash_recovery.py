@@ -120,7 +120,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
     by_version: dict[tuple[str, str, int], set[tuple[bytes, bytes]]] = defaultdict(set)
     for r in events.on(topics.changed):
         e = r.json()
-        by_version[(e["sku"], e["location"], e["version"])].add((r.headers["event_id"], r.value))
+        by_version[(e["sku"], e["location"], e["version"])].add((r.header("event_id"), r.value))
     expected_versions = {
         (sku, loc, v)
         for (sku, loc), p in reference.positions.items()

@@ -158,7 +158,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_appli
         services.kafka_bootstrap_servers,
         topics.commands,
         [(b"SKU-1", g) for g in garbage] + [command_message(valid)],
-        headers=[("trace", b"\x00\xffraw")],
+        headers=[("trace", b"\x00\xffraw"), ("nothing", None)],
     )
     await events.until(lambda c: len(c.on(topics.dead_letters)) == 3 and has_results(valid)(c))
 
@@ -171,8 +171,9 @@ async def test_a_malformed_message_is_dead_lettered_and_the_next_one_still_appli
     ]
     first = dead[0]
     assert first.headers["trace"] == b"\x00\xffraw"  # original headers kept, bytes as they were
+    assert first.headers["nothing"] is None
     assert first.headers["dlq.source.topic"] == topics.commands.encode()
-    offsets = {int(d.headers["dlq.source.offset"]) for d in dead}
+    offsets = {int(d.header("dlq.source.offset")) for d in dead}
     assert len(offsets) == 3
     assert {d.headers["dlq.source.partition"] for d in dead} == {
         dead[0].headers["dlq.source.partition"]

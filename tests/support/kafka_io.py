@@ -21,7 +21,13 @@ class Received:
     offset: int
     key: bytes | None
     value: bytes
-    headers: dict[str, bytes]
+    headers: dict[str, bytes | None]
+
+    def header(self, name: str) -> bytes:
+        """A header that must be there and not null."""
+        value = self.headers[name]
+        assert value is not None, name
+        return value
 
     def json(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.value)
@@ -32,7 +38,7 @@ async def publish(
     bootstrap: str,
     topic: str,
     messages: Iterable[tuple[bytes | None, bytes]],
-    headers: Sequence[tuple[str, bytes]] = (),
+    headers: Sequence[tuple[str, bytes | None]] = (),
 ) -> int:
     """Publish (key, value) pairs in order; returns how many."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")

@@ -81,7 +81,7 @@ def dead_letter(
     """The original key, bytes and headers, plus `dlq.*` headers saying where and why."""
     event_id = dead_letter_id(record)
     value = record.value or b""
-    extra: list[tuple[str, bytes]] = [
+    extra: list[tuple[str, bytes | None]] = [
         ("dlq.event_id", str(event_id).encode()),
         ("dlq.error.code", code.value.encode()),
         ("dlq.error.message", message.encode("utf-8", "replace")),

@@ -13,7 +13,8 @@ from uuid import UUID
 
 from stockworker.domain.position import Position, PositionKey
 
-Headers = tuple[tuple[str, bytes], ...]
+# Kafka header values may be null.
+Headers = tuple[tuple[str, bytes | None], ...]
 
 
 @dataclass(frozen=True, slots=True)

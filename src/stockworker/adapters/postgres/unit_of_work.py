@@ -56,7 +56,7 @@ def message_from_row(
     )
 
 
-def header_columns(message: OutboxMessage) -> tuple[list[str], list[bytes]]:
+def header_columns(message: OutboxMessage) -> tuple[list[str], list[bytes | None]]:
     return [k for k, _ in message.headers], [v for _, v in message.headers]
 
 
