@@ -101,7 +101,12 @@ async def run_demo(settings: Settings, timeout_seconds: float = 60.0) -> int:
             )
         expected_results = len(commands)
         results = dead = 0
-        lines: dict[str, list[str]] = {t: [] for t in topics.all()}
+        # (order, line) per topic; results are keyed by command_id and so arrive from many
+        # partitions: they are printed in the order their commands were sent.
+        lines: dict[str, list[tuple[int, str]]] = {t: [] for t in topics.all()}
+        sent_order: dict[str, int] = {}
+        for i, body in enumerate(commands):
+            sent_order.setdefault(body["command_id"], i)
         deadline = time.monotonic() + timeout_seconds
         while (results < expected_results or dead < 1) and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
@@ -114,12 +119,14 @@ async def run_demo(settings: Settings, timeout_seconds: float = 60.0) -> int:
                     if not mine:
                         continue
                     name = r.topic.removeprefix(settings.topic_prefix)
-                    lines[r.topic].append(_describe(name, r.value, headers))
+                    order = len(lines[r.topic])
+                    if r.topic == topics.results:
+                        order = sent_order.get(json.loads(r.value)["command_id"], order)
+                    lines[r.topic].append((order, _describe(name, r.value, headers)))
                     results += r.topic == topics.results
                     dead += r.topic == topics.dead_letters
-        # Each topic keeps its own order (per key); print them one topic after another.
         for topic_lines in lines.values():
-            for line in topic_lines:
+            for _, line in sorted(topic_lines, key=lambda pair: pair[0]):
                 print(line)
         if results < expected_results or dead < 1:
             print(
