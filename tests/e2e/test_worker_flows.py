@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.domain.position import Position
@@ -37,6 +39,23 @@ async def position(database_url: str, sku: str = "SKU-1") -> Position | None:
     finally:
         await conn.close()
     return found[0] if found else None
+
+
+async def committed_total(services: Services, group: str, expected: int) -> int:
+    """The sum of the group's committed offsets, once it reaches `expected` (or 10 s pass)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=services.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        total = -1
+        for _ in range(100):
+            offsets = await admin.list_consumer_group_offsets(group)
+            total = sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+            if total >= expected:
+                break
+            await asyncio.sleep(0.1)
+        return total
+    finally:
+        await admin.close()
 
 
 async def test_each_command_is_applied_and_reported(
@@ -78,6 +97,8 @@ async def test_each_command_is_applied_and_reported(
         6,
         {"SO-1": 3},
     )
+    # The group's committed offsets cover exactly the six records (manual commits).
+    assert await committed_total(services, worker.env["STOCKWORKER_GROUP_ID"], 6) == 6
 
 
 @pytest.mark.parametrize(
