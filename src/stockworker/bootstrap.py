@@ -54,7 +54,12 @@ class Runtime:
 
 
 async def build_runtime(settings: Settings) -> Runtime:
-    pool = await create_pool(settings.database_url, settings.db_pool_size)
+    pool = await create_pool(
+        settings.database_url,
+        settings.db_pool_size,
+        settings.retry_initial_seconds,
+        settings.retry_max_seconds,
+    )
     service = CommandBatchService(
         PostgresUnitOfWorkFactory(pool),
         Topics(settings.topic_prefix),

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+
 import asyncpg
 
+from stockworker.adapters.postgres.errors import is_transient
 
-async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=1,
-        max_size=size,
-        server_settings={"application_name": "stockworker"},
-    )
-    assert pool is not None
-    return pool
+log = logging.getLogger(__name__)
+
+
+async def create_pool(
+    dsn: str, size: int, retry_initial_seconds: float = 0.1, retry_max_seconds: float = 10.0
+) -> asyncpg.Pool:
+    """A pool, waiting with backoff while the database is not reachable yet (start-up order)."""
+    delay = retry_initial_seconds
+    while True:
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=size,
+                server_settings={"application_name": "stockworker"},
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            pause = delay * random.uniform(0.5, 1.0)
+            log.warning("database not reachable, retrying in %.1fs: %r", pause, exc)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, retry_max_seconds)
+            continue
+        assert pool is not None
+        return pool
