@@ -95,7 +95,7 @@ resolve_kafka() {
   if [ -f "$KAFKA_DIR/libs/.complete" ]; then return 0; fi
   log "resolving Apache Kafka jars with Maven"
   rm -rf "$KAFKA_DIR/libs"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$KAFKA_DIR/libs"
   touch "$KAFKA_DIR/libs/.complete"
 }
