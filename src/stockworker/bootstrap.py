@@ -34,7 +34,6 @@ def build_relay(settings: Settings) -> OutboxRelay:
 class Runtime:
     """What a running worker holds between start-up and shutdown."""
 
-    settings: Settings
     pool: asyncpg.Pool
     consumer: CommandConsumer
     relay: OutboxRelay | None
@@ -73,4 +72,4 @@ async def build_runtime(settings: Settings) -> Runtime:
         retry_max_seconds=settings.retry_max_seconds,
     )
     relay = build_relay(settings) if settings.run_relay else None
-    return Runtime(settings=settings, pool=pool, consumer=consumer, relay=relay)
+    return Runtime(pool=pool, consumer=consumer, relay=relay)
