@@ -127,3 +127,19 @@ async def test_connection_errors_are_transient_and_rule_violations_are_not(
     with pytest.raises(OSError) as refused:
         await asyncpg.connect(database_url.replace(":5432", ":1"), timeout=2)
     assert is_transient(refused.value)
+
+
+async def test_only_the_inbox_race_makes_a_unique_violation_transient(pool: asyncpg.Pool) -> None:
+    insert_inbox = (
+        "INSERT INTO processed_command (command_id, result_event_id, result_topic, result_value)"
+        " VALUES ($1, $1, 't', '')"
+    )
+    await pool.execute(insert_inbox, uuid.UUID(int=7))
+    with pytest.raises(asyncpg.UniqueViolationError) as inbox_race:
+        await pool.execute(insert_inbox, uuid.UUID(int=7))
+    assert is_transient(inbox_race.value)
+    insert_position = "INSERT INTO stock_position (sku, location, version) VALUES ('s', 'l', 1)"
+    await pool.execute(insert_position)
+    with pytest.raises(asyncpg.UniqueViolationError) as other:
+        await pool.execute(insert_position)
+    assert not is_transient(other.value)

@@ -6,6 +6,8 @@ import asyncio
 
 import asyncpg
 
+INBOX_PRIMARY_KEY = "processed_command_pkey"
+
 _TRANSIENT_SQLSTATE_CLASSES = (
     "08",  # connection exception
     "40",  # transaction rollback: serialization failure, deadlock
@@ -21,9 +23,13 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError):
         return True
-    if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+    if (
+        isinstance(exc, asyncpg.exceptions.UniqueViolationError)
+        and exc.constraint_name == INBOX_PRIMARY_KEY
+    ):
         # Two workers recorded the same unlockable (invalid) command at once; a retry
-        # finds the other's inbox entry and treats the command as a duplicate.
+        # finds the other's inbox entry and treats the command as a duplicate. Any other
+        # unique violation is a bug, and retrying it would only spin.
         return True
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
