@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -15,7 +17,9 @@ from stockworker.adapters.postgres.errors import is_transient
 from stockworker.adapters.postgres.pool import create_pool
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockworker.config import Settings
+from stockworker.domain.decide import Policy
 from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.expiry import ReservationExpiry
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -37,18 +41,23 @@ class Runtime:
     pool: asyncpg.Pool
     consumer: CommandConsumer
     relay: OutboxRelay | None
-    _relay_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    expiry: ReservationExpiry
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
-    def start_relay(self) -> None:
+    def start_background(self) -> None:
+        """The outbox relay (unless it runs as its own process) and reservation expiry."""
         if self.relay is not None:
-            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self._tasks.append(asyncio.create_task(self.expiry.run(), name="reservation-expiry"))
 
     async def close(self) -> None:
-        """Stop the relay (it flushes what is committed) and close the pool."""
-        if self.relay is not None and self._relay_task is not None:
+        """Stop expiry, then the relay (it flushes what is committed); close the pool."""
+        self.expiry.stop()
+        if self.relay is not None:
             self.relay.stop()
+        for task in self._tasks:
             with contextlib.suppress(Exception):
-                await self._relay_task
+                await task
         await self.pool.close()
 
 
@@ -59,11 +68,22 @@ async def build_runtime(settings: Settings) -> Runtime:
         settings.retry_initial_seconds,
         settings.retry_max_seconds,
     )
+    unit_of_work = PostgresUnitOfWorkFactory(pool)
     service = CommandBatchService(
-        PostgresUnitOfWorkFactory(pool),
+        unit_of_work,
         Topics(settings.topic_prefix),
         is_transient=is_transient,
         max_message_bytes=settings.max_message_bytes,
+        policy=Policy(
+            over_receipt_tolerance_percent=Decimal(str(settings.over_receipt_tolerance_percent))
+        ),
+    )
+    expiry = ReservationExpiry(
+        unit_of_work,
+        service,
+        clock=lambda: datetime.now(UTC),
+        is_transient=is_transient,
+        interval_seconds=settings.expiry_interval_seconds,
     )
     consumer = CommandConsumer(
         service,
@@ -72,4 +92,4 @@ async def build_runtime(settings: Settings) -> Runtime:
         retry_max_seconds=settings.retry_max_seconds,
     )
     relay = build_relay(settings) if settings.run_relay else None
-    return Runtime(pool=pool, consumer=consumer, relay=relay)
+    return Runtime(pool=pool, consumer=consumer, relay=relay, expiry=expiry)

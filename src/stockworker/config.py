@@ -34,6 +34,10 @@ class Settings:
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 10.0
     log_level: str = "INFO"
+    # How far a receipt may exceed its purchase-order line, in percent of the ordered quantity.
+    over_receipt_tolerance_percent: float = 0.0
+    # How often the worker looks for reservations whose expires_at has passed.
+    expiry_interval_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

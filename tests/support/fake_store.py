@@ -5,27 +5,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 from uuid import UUID
 
+from stockworker.domain.footprint import Footprint
+from stockworker.domain.ledger import LedgerEntry
 from stockworker.domain.position import Position, PositionKey
-from stockworker.service.ports import OutboxMessage, StoredResult
+from stockworker.domain.state import StockState
+from stockworker.service.ports import DueReservation, OutboxMessage, StateChanges, StoredResult
 
 
 @dataclass
 class FakeDatabase:
-    positions: dict[PositionKey, Position] = field(default_factory=dict)
+    state: StockState = field(default_factory=StockState)
     results: dict[UUID, StoredResult] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    ledger: list[LedgerEntry] = field(default_factory=list)
     fail_next_commit: BaseException | None = None
     commits: int = 0
+
+    @property
+    def positions(self) -> dict[PositionKey, Position]:
+        return self.state.positions
 
 
 class FakeUnitOfWork:
     def __init__(self, db: FakeDatabase) -> None:
         self._db = db
-        self._positions: list[Position] = []
+        self._changes: list[StateChanges] = []
         self._results: list[StoredResult] = []
         self._outbox: list[OutboxMessage] = []
 
@@ -43,29 +52,62 @@ class FakeUnitOfWork:
         if self._db.fail_next_commit is not None:
             failure, self._db.fail_next_commit = self._db.fail_next_commit, None
             raise failure
-        for p in self._positions:
-            p.check_invariants()  # the database's CHECK constraints
-            self._db.positions[p.key] = p
+        state = self._db.state
+        for changes in self._changes:
+            for _, p in changes.positions:
+                p.check_invariants()  # the database's CHECK constraints
+                for reservation_id in list(state.reservation_owners):
+                    if state.reservation_owners[reservation_id] == p.key:
+                        del state.reservation_owners[reservation_id]
+                state.reservation_owners.update(dict.fromkeys(p.reservations, p.key))
+                state.positions[p.key] = p
+            state.po_lines.update({line.key: line for line in changes.po_lines})
+            state.locations.update({x.code: x for x in changes.locations})
+            state.items.update({i.sku: i for i in changes.items})
+            self._db.ledger.extend(changes.ledger)
         for r in self._results:
             assert r.command_id not in self._db.results, "inbox primary key"
             self._db.results[r.command_id] = r
         self._db.outbox.extend(self._outbox)
         self._db.commits += 1
 
-    async def lock_positions(self, keys: Iterable[PositionKey]) -> None:
+    async def lock(self, names: Iterable[str]) -> None:
         return None
 
-    async def load_positions(self, keys: Iterable[PositionKey]) -> Mapping[PositionKey, Position]:
-        return {k: self._db.positions[k] for k in keys if k in self._db.positions}
+    async def load_state(self, footprint: Footprint) -> StockState:
+        state = self._db.state
+        return StockState.of(
+            positions=[state.positions[k] for k in footprint.positions if k in state.positions],
+            po_lines=[state.po_lines[k] for k in footprint.po_lines if k in state.po_lines],
+            locations=[state.locations[c] for c in footprint.locations if c in state.locations],
+            items=[state.items[s] for s in footprint.items if s in state.items],
+            other_reservations=[
+                (r, state.reservation_owners[r])
+                for r in footprint.reservations
+                if r in state.reservation_owners
+            ],
+        )
 
     async def load_results(self, command_ids: Iterable[UUID]) -> Mapping[UUID, StoredResult]:
         return {c: self._db.results[c] for c in command_ids if c in self._db.results}
 
-    async def save_positions(self, positions: Sequence[Position]) -> None:
-        self._positions.extend(positions)
+    async def save(self, changes: StateChanges) -> None:
+        self._changes.append(changes)
 
     async def save_results(self, results: Sequence[StoredResult]) -> None:
         self._results.extend(results)
 
     async def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         self._outbox.extend(messages)
+
+    async def try_lead_expiry(self) -> bool:
+        return True
+
+    async def due_reservations(self, now: datetime, limit: int) -> Sequence[DueReservation]:
+        due = [
+            DueReservation(r.reservation_id, p.key, r.expires_at)
+            for p in self._db.state.positions.values()
+            for r in p.reservations.values()
+            if r.expires_at is not None and r.expires_at <= now
+        ]
+        return sorted(due, key=lambda d: (d.expires_at, d.reservation_id))[:limit]

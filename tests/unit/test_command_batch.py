@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from stockworker.domain.position import PositionKey
-from stockworker.service.command_batch import DEAD_LETTER_VALUE_KEPT, CommandBatchService
+from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.dead_letters import DEAD_LETTER_VALUE_KEPT
 from stockworker.service.ports import InboundRecord
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
@@ -123,7 +124,7 @@ async def test_a_permanent_failure_dead_letters_only_the_failing_record() -> Non
     db = FakeDatabase()
 
     class AlwaysFails(FakeUnitOfWork):
-        async def save_positions(self, positions: Any) -> None:
+        async def save(self, changes: Any) -> None:
             raise ValueError("check constraint")
 
     failing = CommandBatchService(lambda: AlwaysFails(db), TOPICS, lambda e: False)

@@ -8,12 +8,15 @@ from stockworker.domain.events import (
     CommandAccepted,
     CommandRejected,
     LowStock,
+    PurchaseOrderLineChanged,
     StockChanged,
     StockReplenished,
     outcome_events,
     suggested_order_quantity,
 )
+from stockworker.domain.outcome import Outcome
 from stockworker.domain.position import Position
+from stockworker.domain.state import StockState
 from tests.support.builders import command
 
 _adapter: TypeAdapter[AnyCommand] = TypeAdapter(Command)
@@ -21,9 +24,9 @@ _adapter: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
 def run(position: Position, body: dict[str, object]) -> tuple[Position, list[object]]:
     cmd = _adapter.validate_python(body)
-    decision = decide(position, cmd)
-    result, events = outcome_events(cmd, position, decision)
-    after = getattr(decision, "after", position)
+    decision = decide(StockState.of([position]), cmd)
+    result, events = outcome_events(cmd, decision)
+    after = decision.positions[0].after if isinstance(decision, Outcome) else position
     return after, [result, *events]
 
 
@@ -33,11 +36,14 @@ def position(**fields: object) -> Position:
 
 def test_an_accepted_change_yields_stock_changed_with_deltas_and_quantities() -> None:
     before = position(on_hand=10, on_order=4, max_quantity=100)
-    _, (result, changed) = run(before, command("ReceivePOItem", quantity=3))
+    _, (result, changed, po_line) = run(before, command("ReceivePOItem", quantity=3))
     assert isinstance(result, CommandAccepted) and result.version == 2
     assert isinstance(changed, StockChanged)
     assert changed.version == 2
-    assert (changed.deltas.on_hand, changed.deltas.on_order) == (3, -3)
+    # An unplanned receipt: nothing was on order for its line, so on_order stays.
+    assert (changed.deltas.on_hand, changed.deltas.on_order) == (3, 0)
+    assert changed.cause.reason == "UNPLANNED_RECEIPT"
+    assert isinstance(po_line, PurchaseOrderLineChanged) and po_line.status == "ReceivedFull"
     assert (changed.quantities.on_hand, changed.quantities.available) == (13, 13)
     assert changed.cause.command_type == "ReceivePOItem"
 
@@ -70,7 +76,9 @@ def test_low_stock_once_per_crossing_and_replenished_on_recovery() -> None:
         command("ReceivePOItem", quantity=1),  # 6: nothing
     ):
         p, events = run(p, body)
-        kinds.append([type(e).__name__ for e in events[2:]])
+        kinds.append(
+            [type(e).__name__ for e in events[2:] if type(e) in (LowStock, StockReplenished)]
+        )
     assert kinds == [[], ["LowStock"], [], [], ["StockReplenished"], []]
 
 

@@ -1,4 +1,4 @@
-"""The stock rules: decide(position, command) -> Change | Rejection.
+"""The stock rules: decide(state, command, policy) -> Outcome | Rejection.
 
 Pure functions, one per command type, registered in HANDLERS. No I/O, no clock.
 """
@@ -6,168 +6,88 @@ Pure functions, one per command type, registered in HANDLERS. No I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from enum import StrEnum
-from typing import Any, TypeVar, cast
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from stockworker.domain.commands import (
     AdjustInventory,
     AnyCommand,
+    CancelPOItem,
+    ConfigureItem,
+    ConfigureLocation,
     ConfigureStockItem,
+    ExpireReservation,
+    OrderPOItem,
     PickStock,
+    PositionCommand,
     ReceivePOItem,
+    ReleaseReservation,
+    ReserveStock,
     ShipStock,
+    TransferStock,
+    UnpickStock,
+    UnreceivePOItem,
 )
-from stockworker.domain.position import Position
+from stockworker.domain.handlers.catalog import configure_item, configure_location
+from stockworker.domain.handlers.common import MAX_POSITION_QUANTITY, Policy, version_conflict
+from stockworker.domain.handlers.positions import (
+    adjust_inventory,
+    configure_stock_item,
+    pick_stock,
+    ship_stock,
+    unpick_stock,
+)
+from stockworker.domain.handlers.purchasing import (
+    cancel_po_item,
+    order_po_item,
+    receive_po_item,
+    unreceive_po_item,
+)
+from stockworker.domain.handlers.reservations import (
+    expire_reservation,
+    release_reservation,
+    reserve_stock,
+)
+from stockworker.domain.handlers.transfers import transfer_stock
+from stockworker.domain.outcome import Decision, Rejection
+from stockworker.domain.position import PositionKey
+from stockworker.domain.state import StockView
 
-# The most a single quantity of a position may reach; far below BIGINT overflow.
-MAX_POSITION_QUANTITY = 1_000_000_000_000_000
-
-
-class RejectionCode(StrEnum):
-    INVALID_COMMAND = "INVALID_COMMAND"
-    UNKNOWN_POSITION = "UNKNOWN_POSITION"
-    INSUFFICIENT_AVAILABLE = "INSUFFICIENT_AVAILABLE"
-    INSUFFICIENT_PICKED = "INSUFFICIENT_PICKED"
-    INSUFFICIENT_ON_HAND = "INSUFFICIENT_ON_HAND"
-    MAX_BELOW_MIN = "MAX_BELOW_MIN"
-    QUANTITY_LIMIT = "QUANTITY_LIMIT"
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    field: str
-    message: str
-    code: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    code: RejectionCode
-    message: str
-    field_errors: tuple[FieldError, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """An accepted command's effect on one position."""
-
-    before: Position
-    after: Position
-    reason: str | None = None
-
-
-Decision = Change | Rejection
+__all__ = ["HANDLERS", "MAX_POSITION_QUANTITY", "Policy", "decide"]
 
 C = TypeVar("C", bound=AnyCommand)
-Handler = Callable[[Position, C], Decision]
-
-
-def _changed(before: Position, reason: str | None = None, **fields: Any) -> Decision:
-    after = replace(before, version=before.version + 1, **fields)
-    for name in ("on_hand", "on_order"):
-        if getattr(after, name) > MAX_POSITION_QUANTITY:
-            return Rejection(
-                RejectionCode.QUANTITY_LIMIT,
-                f"{name} would be {getattr(after, name)}, above the limit of "
-                f"{MAX_POSITION_QUANTITY}",
-            )
-    after.check_invariants()
-    return Change(before=before, after=after, reason=reason)
-
-
-def _unknown(position: Position) -> Rejection:
-    return Rejection(
-        RejectionCode.UNKNOWN_POSITION,
-        f"no stock position for sku {position.sku!r} at location {position.location!r}; "
-        "configure it first (ConfigureStockItem) or receive stock into it",
-    )
-
-
-def configure_stock_item(position: Position, cmd: ConfigureStockItem) -> Decision:
-    if cmd.max_quantity < cmd.min_quantity:
-        return Rejection(
-            RejectionCode.MAX_BELOW_MIN,
-            f"max_quantity {cmd.max_quantity} is below min_quantity {cmd.min_quantity}",
-            (FieldError("max_quantity", "must be >= min_quantity", "max_below_min"),),
-        )
-    return _changed(
-        position,
-        min_quantity=cmd.min_quantity,
-        max_quantity=cmd.max_quantity,
-        low_stock_threshold=cmd.low_stock_threshold,
-        reorder_quantity=cmd.reorder_quantity,
-        bin=cmd.bin,
-    )
-
-
-def receive_po_item(position: Position, cmd: ReceivePOItem) -> Decision:
-    return _changed(
-        position,
-        on_hand=position.on_hand + cmd.quantity,
-        on_order=position.on_order - min(position.on_order, cmd.quantity),
-    )
-
-
-def pick_stock(position: Position, cmd: PickStock) -> Decision:
-    if not position.exists:
-        return _unknown(position)
-    if position.available < cmd.quantity:
-        return Rejection(
-            RejectionCode.INSUFFICIENT_AVAILABLE,
-            f"cannot pick {cmd.quantity}: only {position.available} available",
-        )
-    picks = dict(position.picks)
-    picks[cmd.order_ref] = picks.get(cmd.order_ref, 0) + cmd.quantity
-    return _changed(position, picked=position.picked + cmd.quantity, picks=picks)
-
-
-def ship_stock(position: Position, cmd: ShipStock) -> Decision:
-    if not position.exists:
-        return _unknown(position)
-    picked_for_order = position.picks.get(cmd.order_ref, 0)
-    if picked_for_order < cmd.quantity:
-        return Rejection(
-            RejectionCode.INSUFFICIENT_PICKED,
-            f"cannot ship {cmd.quantity} for order {cmd.order_ref!r}: "
-            f"only {picked_for_order} picked for it here",
-        )
-    picks = dict(position.picks)
-    if picked_for_order == cmd.quantity:
-        del picks[cmd.order_ref]
-    else:
-        picks[cmd.order_ref] = picked_for_order - cmd.quantity
-    return _changed(
-        position,
-        on_hand=position.on_hand - cmd.quantity,
-        picked=position.picked - cmd.quantity,
-        picks=picks,
-    )
-
-
-def adjust_inventory(position: Position, cmd: AdjustInventory) -> Decision:
-    if cmd.counted_quantity is not None:
-        new_on_hand = cmd.counted_quantity
-    else:
-        new_on_hand = position.on_hand + cast(int, cmd.delta)
-    committed = position.reserved + position.picked
-    if new_on_hand < committed:
-        return Rejection(
-            RejectionCode.INSUFFICIENT_ON_HAND,
-            f"on_hand would be {new_on_hand}, below reserved + picked = {committed}",
-        )
-    return _changed(position, reason=cmd.reason.value, on_hand=new_on_hand)
-
+Handler = Callable[[StockView, C, Policy], Decision]
 
 HANDLERS: dict[type[Any], Handler[Any]] = {
     ConfigureStockItem: configure_stock_item,
+    OrderPOItem: order_po_item,
     ReceivePOItem: receive_po_item,
+    UnreceivePOItem: unreceive_po_item,
+    CancelPOItem: cancel_po_item,
+    ReserveStock: reserve_stock,
+    ReleaseReservation: release_reservation,
+    ExpireReservation: expire_reservation,
     PickStock: pick_stock,
+    UnpickStock: unpick_stock,
     ShipStock: ship_stock,
     AdjustInventory: adjust_inventory,
+    TransferStock: transfer_stock,
+    ConfigureLocation: configure_location,
+    ConfigureItem: configure_item,
 }
 
+DEFAULT_POLICY = Policy()
 
-def decide(position: Position, command: AnyCommand) -> Decision:
-    """Apply one command to one position (version 0 = not yet existing)."""
-    return HANDLERS[type(command)](position, command)
+
+def decide(view: StockView, command: AnyCommand, policy: Policy = DEFAULT_POLICY) -> Decision:
+    """Decide one command against the current state; nothing is changed here."""
+    if not isinstance(command, PositionCommand):
+        return HANDLERS[type(command)](view, command, policy)
+    position = view.position(PositionKey(command.sku, command.location))
+    decision = version_conflict(position, command.expected_version) or HANDLERS[type(command)](
+        view, command, policy
+    )
+    if isinstance(decision, Rejection) and decision.current_version is None and position.exists:
+        # The version a publisher would need to retry with expected_version.
+        return replace(decision, current_version=position.version)
+    return decision

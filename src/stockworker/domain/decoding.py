@@ -21,7 +21,7 @@ from uuid import UUID
 from pydantic import TypeAdapter, ValidationError
 
 from stockworker.domain.commands import COMMAND_TYPE_NAMES, AnyCommand, Command
-from stockworker.domain.decide import FieldError
+from stockworker.domain.outcome import FieldError
 
 _COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 _DATETIME_ADAPTER: TypeAdapter[datetime] = TypeAdapter(datetime)

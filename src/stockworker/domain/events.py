@@ -7,15 +7,24 @@ same command always yields the same ids (a re-publish repeats them).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from stockworker.domain.commands import AnyCommand
-from stockworker.domain.decide import Change, Decision, FieldError, Rejection, RejectionCode
+from stockworker.domain.commands import AnyCommand, PositionCommand, TransferStock
+from stockworker.domain.outcome import (
+    Decision,
+    FieldError,
+    PoLineChange,
+    PositionChange,
+    Rejection,
+    RejectionCode,
+)
 from stockworker.domain.position import Position
+from stockworker.domain.purchasing import PoLineStatus
 
 # Fixed namespace for event ids: changing it changes every id, so never do.
 EVENT_ID_NAMESPACE = UUID("5f0c2d8e-6f43-4c1e-9d3a-2b7c1e4f8a90")
@@ -34,6 +43,7 @@ class Quantities(_Model):
     reserved: int
     picked: int
     on_order: int
+    back_ordered: int
     available: int
 
 
@@ -42,6 +52,15 @@ class Deltas(_Model):
     reserved: int
     picked: int
     on_order: int
+    back_ordered: int
+    stock_value: Decimal
+
+
+class Valuation(_Model):
+    """Moving-average cost per base unit and the value of on_hand (decimal strings)."""
+
+    unit_cost: Decimal
+    stock_value: Decimal
 
 
 class Settings(_Model):
@@ -50,12 +69,21 @@ class Settings(_Model):
     low_stock_threshold: int
     reorder_quantity: int
     bin: str | None
+    preferred_supplier: str | None
 
 
 class Cause(_Model):
+    """The command behind an event, with the references it named."""
+
     command_id: UUID
     command_type: str
+    # RELEASED, EXPIRED, TRANSFER_OUT, TRANSFER_IN, UNPLANNED_RECEIPT, UNRECEIPT,
+    # CANCELLED, or an AdjustInventory reason.
     reason: str | None = None
+    order_ref: str | None = None
+    reservation_id: str | None = None
+    po_number: str | None = None
+    po_line: int | None = None
 
 
 class FieldErrorModel(_Model):
@@ -74,6 +102,7 @@ class StockChanged(_Model):
     cause: Cause
     deltas: Deltas
     quantities: Quantities
+    valuation: Valuation
     settings: Settings
 
 
@@ -87,7 +116,9 @@ class LowStock(_Model):
     threshold: int
     available: int
     on_order: int
+    back_ordered: int
     suggested_order_quantity: int
+    preferred_supplier: str | None
     cause: Cause
 
 
@@ -104,15 +135,47 @@ class StockReplenished(_Model):
     cause: Cause
 
 
+class PurchaseOrderLineChanged(_Model):
+    """On `stock.purchase-orders.v1`, keyed by po_number, on every change of a line."""
+
+    type: Literal["PurchaseOrderLineChanged"] = "PurchaseOrderLineChanged"
+    event_id: UUID
+    occurred_at: AwareDatetime
+    po_number: str
+    po_line: int
+    sku: str
+    location: str
+    status: PoLineStatus
+    planned: bool
+    ordered_quantity: int
+    received_quantity: int
+    open_quantity: int
+    unit_cost: Decimal
+    received_value: Decimal
+    supplier: str | None
+    expected_date: date | None
+    version: int
+    cause: Cause
+
+
+class PositionVersion(_Model):
+    sku: str
+    location: str
+    version: int
+
+
 class CommandAccepted(_Model):
     type: Literal["CommandAccepted"] = "CommandAccepted"
     event_id: UUID
     occurred_at: AwareDatetime
     command_id: UUID
     command_type: str
-    sku: str
-    location: str
-    version: int
+    # The command's (first) position; None for ConfigureLocation / ConfigureItem.
+    sku: str | None
+    location: str | None
+    version: int | None
+    # Every position the command changed (two for a transfer), with its new version.
+    positions: tuple[PositionVersion, ...] = ()
 
 
 class CommandRejected(_Model):
@@ -130,80 +193,125 @@ class CommandRejected(_Model):
     current_version: int | None = None
 
 
-StockEvent = StockChanged | LowStock | StockReplenished
+StockEvent = StockChanged | LowStock | StockReplenished | PurchaseOrderLineChanged
 ResultEvent = CommandAccepted | CommandRejected
 EVENT_TYPES: tuple[type[_Model], ...] = (
     StockChanged,
     LowStock,
     StockReplenished,
+    PurchaseOrderLineChanged,
     CommandAccepted,
     CommandRejected,
 )
 
 
 def suggested_order_quantity(position: Position) -> int:
-    """Enough to bring available + on_order up to max_quantity, and at least reorder_quantity."""
-    shortfall = position.max_quantity - position.available - position.on_order
+    """Enough to cover back orders and bring available + on_order up to max_quantity,
+    and at least reorder_quantity."""
+    shortfall = (
+        position.max_quantity + position.back_ordered - position.available - position.on_order
+    )
     return max(position.reorder_quantity, shortfall, 0)
 
 
-def _quantities(p: Position) -> Quantities:
-    return Quantities(
-        on_hand=p.on_hand,
-        reserved=p.reserved,
-        picked=p.picked,
-        on_order=p.on_order,
-        available=p.available,
+def _cause(command: AnyCommand, reason: str | None) -> Cause:
+    return Cause(
+        command_id=command.command_id,
+        command_type=command.type,
+        reason=reason,
+        order_ref=getattr(command, "order_ref", None),
+        reservation_id=getattr(command, "reservation_id", None),
+        po_number=getattr(command, "po_number", None),
+        po_line=getattr(command, "po_line", None),
     )
 
 
-def _stock_events(command: AnyCommand, change: Change) -> list[StockEvent]:
+def stock_changed(command: AnyCommand, change: PositionChange) -> StockChanged:
     before, after = change.before, change.after
-    cause = Cause(command_id=command.command_id, command_type=command.type, reason=change.reason)
-    kind = f"changed/{after.sku}/{after.location}"
-    events: list[StockEvent] = [
-        StockChanged(
-            event_id=event_id(command.command_id, kind),
-            occurred_at=command.occurred_at,
-            sku=after.sku,
-            location=after.location,
-            version=after.version,
-            cause=cause,
-            deltas=Deltas(
-                on_hand=after.on_hand - before.on_hand,
-                reserved=after.reserved - before.reserved,
-                picked=after.picked - before.picked,
-                on_order=after.on_order - before.on_order,
-            ),
-            quantities=_quantities(after),
-            settings=Settings(
-                min_quantity=after.min_quantity,
-                max_quantity=after.max_quantity,
-                low_stock_threshold=after.low_stock_threshold,
-                reorder_quantity=after.reorder_quantity,
-                bin=after.bin,
-            ),
-        )
-    ]
+    return StockChanged(
+        event_id=event_id(command.command_id, f"changed/{after.sku}/{after.location}"),
+        occurred_at=command.occurred_at,
+        sku=after.sku,
+        location=after.location,
+        version=after.version,
+        cause=_cause(command, change.reason),
+        deltas=Deltas(
+            on_hand=after.on_hand - before.on_hand,
+            reserved=after.reserved - before.reserved,
+            picked=after.picked - before.picked,
+            on_order=after.on_order - before.on_order,
+            back_ordered=after.back_ordered - before.back_ordered,
+            stock_value=after.stock_value - before.stock_value,
+        ),
+        quantities=Quantities(
+            on_hand=after.on_hand,
+            reserved=after.reserved,
+            picked=after.picked,
+            on_order=after.on_order,
+            back_ordered=after.back_ordered,
+            available=after.available,
+        ),
+        valuation=Valuation(unit_cost=after.unit_cost, stock_value=after.stock_value),
+        settings=Settings(
+            min_quantity=after.min_quantity,
+            max_quantity=after.max_quantity,
+            low_stock_threshold=after.low_stock_threshold,
+            reorder_quantity=after.reorder_quantity,
+            bin=after.bin,
+            preferred_supplier=after.preferred_supplier,
+        ),
+    )
+
+
+def _low_stock_events(command: AnyCommand, change: PositionChange) -> list[StockEvent]:
+    before, after = change.before, change.after
     # A crossing, not a level: only the change that enters or leaves the low state emits.
-    if after.is_low != before.is_low:
-        level = {
-            "event_id": event_id(command.command_id, f"low-stock/{after.sku}/{after.location}"),
-            "occurred_at": command.occurred_at,
-            "sku": after.sku,
-            "location": after.location,
-            "version": after.version,
-            "threshold": after.low_stock_threshold,
-            "available": after.available,
-            "on_order": after.on_order,
-            "cause": cause,
-        }
-        events.append(
-            LowStock(**level, suggested_order_quantity=suggested_order_quantity(after))
-            if after.is_low
-            else StockReplenished(**level)
-        )
-    return events
+    if after.is_low == before.is_low:
+        return []
+    common = {
+        "event_id": event_id(command.command_id, f"low-stock/{after.sku}/{after.location}"),
+        "occurred_at": command.occurred_at,
+        "sku": after.sku,
+        "location": after.location,
+        "version": after.version,
+        "threshold": after.low_stock_threshold,
+        "available": after.available,
+        "on_order": after.on_order,
+        "cause": _cause(command, change.reason),
+    }
+    if after.is_low:
+        return [
+            LowStock(
+                **common,
+                back_ordered=after.back_ordered,
+                suggested_order_quantity=suggested_order_quantity(after),
+                preferred_supplier=after.preferred_supplier,
+            )
+        ]
+    return [StockReplenished(**common)]
+
+
+def _po_line_changed(command: AnyCommand, change: PoLineChange) -> PurchaseOrderLineChanged:
+    line = change.after
+    return PurchaseOrderLineChanged(
+        event_id=event_id(command.command_id, f"po-line/{line.po_number}/{line.po_line}"),
+        occurred_at=command.occurred_at,
+        po_number=line.po_number,
+        po_line=line.po_line,
+        sku=line.sku,
+        location=line.location,
+        status=line.status,
+        planned=line.planned,
+        ordered_quantity=line.ordered_quantity,
+        received_quantity=line.received_quantity,
+        open_quantity=line.open_quantity,
+        unit_cost=line.unit_cost,
+        received_value=line.received_value,
+        supplier=line.supplier,
+        expected_date=line.expected_date,
+        version=line.version,
+        cause=_cause(command, None),
+    )
 
 
 def _field_errors(errors: tuple[FieldError, ...]) -> tuple[FieldErrorModel, ...]:
@@ -218,7 +326,6 @@ def rejected(
     occurred_at: datetime | None,
     sku: str | None,
     location: str | None,
-    current_version: int | None,
 ) -> CommandRejected:
     return CommandRejected(
         event_id=event_id(command_id, "result"),
@@ -230,32 +337,53 @@ def rejected(
         reason_code=rejection.code,
         message=rejection.message,
         field_errors=_field_errors(rejection.field_errors),
-        current_version=current_version,
+        current_version=rejection.current_version,
     )
 
 
-def outcome_events(
-    command: AnyCommand, before: Position, decision: Decision
-) -> tuple[ResultEvent, list[StockEvent]]:
-    """The result event for the command and the stock events of its change."""
+def command_target(command: AnyCommand) -> tuple[str | None, str | None]:
+    """The (sku, location) a command is about, as far as it names one."""
+    if isinstance(command, TransferStock):
+        return command.sku, command.from_location
+    if isinstance(command, PositionCommand):
+        return command.sku, command.location
+    sku = getattr(command, "sku", None)
+    return sku, getattr(command, "location", getattr(command, "code", None))
+
+
+def outcome_events(command: AnyCommand, decision: Decision) -> tuple[ResultEvent, list[StockEvent]]:
+    """The result event for the command and the events of everything it changed."""
+    sku, location = command_target(command)
     if isinstance(decision, Rejection):
-        result: ResultEvent = rejected(
-            command_id=command.command_id,
-            command_type=command.type,
-            rejection=decision,
-            occurred_at=command.occurred_at,
-            sku=command.sku,
-            location=command.location,
-            current_version=before.version if before.exists else None,
+        return (
+            rejected(
+                command_id=command.command_id,
+                command_type=command.type,
+                rejection=decision,
+                occurred_at=command.occurred_at,
+                sku=sku,
+                location=location,
+            ),
+            [],
         )
-        return result, []
+    versions = tuple(
+        PositionVersion(sku=c.after.sku, location=c.after.location, version=c.after.version)
+        for c in decision.positions
+    )
     accepted = CommandAccepted(
         event_id=event_id(command.command_id, "result"),
         occurred_at=command.occurred_at,
         command_id=command.command_id,
         command_type=command.type,
-        sku=decision.after.sku,
-        location=decision.after.location,
-        version=decision.after.version,
+        sku=sku,
+        location=location,
+        version=versions[0].version if versions else None,
+        positions=versions,
     )
-    return accepted, _stock_events(command, decision)
+    events: list[StockEvent] = []
+    for change in decision.positions:
+        events.append(stock_changed(command, change))
+        events.extend(_low_stock_events(command, change))
+    if decision.po_line is not None:
+        events.append(_po_line_changed(command, decision.po_line))
+    return accepted, events

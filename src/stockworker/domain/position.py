@@ -1,11 +1,15 @@
-"""The state of one stock position: one item (SKU) at one location."""
+"""The state of one stock position: one item (SKU) at one location, with its reservations."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from types import MappingProxyType
 from typing import NamedTuple
+
+from stockworker.domain.valuation import ZERO, average_cost
 
 
 class PositionKey(NamedTuple):
@@ -14,17 +18,40 @@ class PositionKey(NamedTuple):
 
 
 class InvariantViolation(Exception):
-    """A position state that must never exist. Raised only on a programming error."""
+    """A state that must never exist. Raised only on a programming error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Stock promised to an order at one position.
+
+    `quantity` is held on the shelf (part of the position's `reserved`); `back_ordered`
+    is promised but not yet in stock, filled by later stock in `sequence` order.
+    """
+
+    reservation_id: str
+    order_ref: str
+    quantity: int
+    back_ordered: int = 0
+    expires_at: datetime | None = None
+    sequence: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.quantity + self.back_ordered
 
 
 _EMPTY_PICKS: Mapping[str, int] = MappingProxyType({})
+_EMPTY_RESERVATIONS: Mapping[str, Reservation] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
     """Quantities of one position. `version` 0 means the position does not exist yet.
 
-    `picks` holds the picked quantity per order reference; its sum is `picked`.
+    `picks` holds the picked quantity per order reference (its sum is `picked`);
+    `reservations` the open reservations (their sums are `reserved` and `back_ordered`).
+    `stock_value` is the value of on_hand at moving-average cost.
     """
 
     sku: str
@@ -33,12 +60,16 @@ class Position:
     reserved: int = 0
     picked: int = 0
     on_order: int = 0
+    back_ordered: int = 0
+    stock_value: Decimal = ZERO
     min_quantity: int = 0
     max_quantity: int = 0
     low_stock_threshold: int = 0
     reorder_quantity: int = 0
     bin: str | None = None
+    preferred_supplier: str | None = None
     picks: Mapping[str, int] = field(default_factory=lambda: _EMPTY_PICKS)
+    reservations: Mapping[str, Reservation] = field(default_factory=lambda: _EMPTY_RESERVATIONS)
     version: int = 0
 
     @property
@@ -54,30 +85,49 @@ class Position:
         return self.on_hand - self.reserved - self.picked
 
     @property
+    def unit_cost(self) -> Decimal:
+        """Moving-average cost per base unit (0 when nothing is on hand)."""
+        return average_cost(self.stock_value, self.on_hand)
+
+    @property
     def is_low(self) -> bool:
         """Below its low-stock threshold (a threshold of 0 is never crossed)."""
         return self.available < self.low_stock_threshold
 
     def check_invariants(self) -> None:
-        problems = []
-        for name in (
-            "on_hand",
-            "reserved",
-            "picked",
-            "on_order",
-            "min_quantity",
-            "max_quantity",
-            "low_stock_threshold",
-            "reorder_quantity",
-        ):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} < 0")
+        problems = [
+            f"{name} < 0"
+            for name in (
+                "on_hand",
+                "reserved",
+                "picked",
+                "on_order",
+                "back_ordered",
+                "stock_value",
+                "min_quantity",
+                "max_quantity",
+                "low_stock_threshold",
+                "reorder_quantity",
+            )
+            if getattr(self, name) < 0
+        ]
         if self.on_hand < self.reserved + self.picked:
             problems.append("on_hand < reserved + picked")
         if self.min_quantity > self.max_quantity:
             problems.append("min_quantity > max_quantity")
         if sum(self.picks.values()) != self.picked or any(q <= 0 for q in self.picks.values()):
             problems.append("picks do not add up to picked")
+        reservations = self.reservations.values()
+        if sum(r.quantity for r in reservations) != self.reserved:
+            problems.append("reservations do not add up to reserved")
+        if sum(r.back_ordered for r in reservations) != self.back_ordered:
+            problems.append("reservations do not add up to back_ordered")
+        if any(r.quantity < 0 or r.back_ordered < 0 or r.total == 0 for r in reservations):
+            problems.append("a reservation holds nothing or a negative quantity")
+        if self.back_ordered and self.available:
+            problems.append("back orders wait while stock is available")
+        if self.on_hand == 0 and self.stock_value != 0:
+            problems.append("value without stock")
         if problems:
             raise InvariantViolation(f"{self.sku}@{self.location}: " + ", ".join(problems))
 

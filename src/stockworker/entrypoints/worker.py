@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> FastStream:
     async def start() -> None:
         runtime = await build_runtime(settings)
         state["runtime"] = runtime
-        runtime.start_relay()
+        runtime.start_background()
         log.info("stockworker consuming %s as group %s", topics.commands, settings.group_id)
 
     @app.on_shutdown

@@ -2,24 +2,25 @@
 
 Order of work, and why:
 1. decode every record (pure; bad ones become dead letters or rejections);
-2. lock the positions the batch touches, in one stable order (no deadlocks between
-   workers), *before* reading the inbox, so a command another worker is applying
-   concurrently is seen as processed once we hold its position;
-3. apply commands in record order on in-memory state; a rejection is an outcome, not
-   an exception, and never aborts the rest of the batch;
-4. write positions, inbox entries and outbox messages, then commit.
+2. lock what the batch writes (positions, purchase-order lines, reservation ids), in
+   one stable order (no deadlocks between workers), *before* reading anything, so a
+   command another worker is applying concurrently is seen as processed once we hold
+   its locks;
+3. load that state and the inbox, then decide commands in record order on the
+   in-memory state; a rejection is an outcome, not an exception, and never aborts the
+   rest of the batch;
+4. write the changed state, the ledger, inbox entries and outbox messages; commit.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from stockworker.domain.commands import AnyCommand
-from stockworker.domain.decide import Change, Rejection, RejectionCode, decide
+from stockworker.domain.decide import Policy, decide
 from stockworker.domain.decoding import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DeadLetterCode,
@@ -28,20 +29,21 @@ from stockworker.domain.decoding import (
     Undecodable,
     decode_command,
 )
-from stockworker.domain.events import (
-    EVENT_ID_NAMESPACE,
-    CommandRejected,
-    ResultEvent,
-    StockChanged,
-    StockEvent,
-    outcome_events,
-    rejected,
-)
-from stockworker.domain.position import Position, PositionKey, new_position
+from stockworker.domain.events import CommandRejected, ResultEvent, outcome_events, rejected
+from stockworker.domain.footprint import Footprint, footprint
+from stockworker.domain.ledger import LedgerEntry, ledger_entry
+from stockworker.domain.outcome import Outcome, Rejection, RejectionCode
+from stockworker.domain.position import Position, PositionKey
+from stockworker.domain.purchasing import PoLineKey
+from stockworker.domain.state import StockState
+from stockworker.service.dead_letters import dead_letter
+from stockworker.service.messages import event_message, result_message
 from stockworker.service.ports import (
     InboundRecord,
     OutboxMessage,
+    StateChanges,
     StoredResult,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 from stockworker.service.topics import Topics
@@ -65,40 +67,78 @@ class BatchReport:
         )
 
 
-def dead_letter_id(record: InboundRecord) -> UUID:
-    return uuid.uuid5(EVENT_ID_NAMESPACE, f"dlq/{record.topic}/{record.partition}/{record.offset}")
-
-
-# A dead letter must itself be publishable: past the size limit only this much of the
-# original value is kept (the original size is in a header), so one huge record can never
-# wedge the outbox relay behind a message the broker refuses.
-DEAD_LETTER_VALUE_KEPT = 64 * 1024
-
-
-def dead_letter(
-    record: InboundRecord, code: DeadLetterCode, message: str, topics: Topics
-) -> OutboxMessage:
-    """The original key, bytes and headers, plus `dlq.*` headers saying where and why."""
-    event_id = dead_letter_id(record)
-    value = record.value or b""
-    extra: list[tuple[str, bytes | None]] = [
-        ("dlq.event_id", str(event_id).encode()),
-        ("dlq.error.code", code.value.encode()),
-        ("dlq.error.message", message.encode("utf-8", "replace")),
-        ("dlq.source.topic", record.topic.encode()),
-        ("dlq.source.partition", str(record.partition).encode()),
-        ("dlq.source.offset", str(record.offset).encode()),
-    ]
-    if code is DeadLetterCode.MESSAGE_TOO_LARGE:
-        extra.append(("dlq.original.size", str(len(value)).encode()))
-        value = value[:DEAD_LETTER_VALUE_KEPT]
-    return OutboxMessage(
-        event_id=event_id,
-        topic=topics.dead_letters,
-        key=record.key,
-        value=value,
-        headers=record.headers + tuple(extra),
+def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
+    positions: set[PositionKey] = set()
+    po_lines: set[PoLineKey] = set()
+    reservations: set[str] = set()
+    locations: set[str] = set()
+    items: set[str] = set()
+    for command in commands:
+        f = footprint(command)
+        positions.update(f.positions)
+        po_lines.update(f.po_lines)
+        reservations.update(f.reservations)
+        locations.update(f.locations)
+        items.update(f.items)
+    return Footprint(
+        tuple(sorted(positions)),
+        tuple(sorted(po_lines)),
+        tuple(sorted(reservations)),
+        tuple(sorted(locations)),
+        tuple(sorted(items)),
     )
+
+
+def lock_names(f: Footprint) -> list[str]:
+    """What a batch must hold exclusively: everything it may write.
+
+    Locations and items are only read by stock commands; their own commands upsert a
+    single row, so they need no lock.
+    """
+    return [
+        *(f"position\x00{k.sku}\x00{k.location}" for k in f.positions),
+        *(f"po-line\x00{k.po_number}\x00{k.po_line}" for k in f.po_lines),
+        *(f"reservation\x00{r}" for r in f.reservations),
+    ]
+
+
+@dataclass
+class _Batch:
+    """The in-memory state of one batch and everything it will write."""
+
+    state: StockState
+    loaded: dict[PositionKey, Position]
+    stored: dict[UUID, StoredResult]
+    changed_positions: dict[PositionKey, Position] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    new_results: list[StoredResult] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    touched_po_lines: set[PoLineKey] = field(default_factory=set)
+    touched_locations: set[str] = field(default_factory=set)
+    touched_items: set[str] = field(default_factory=set)
+
+    def apply(self, command: AnyCommand, outcome: Outcome) -> None:
+        self.state.apply(outcome)
+        for change in outcome.positions:
+            self.changed_positions[change.after.key] = change.after
+            self.ledger.append(
+                ledger_entry(change, command.command_id, command.type, command.occurred_at)
+            )
+        if outcome.po_line is not None:
+            self.touched_po_lines.add(outcome.po_line.after.key)
+        if outcome.location is not None:
+            self.touched_locations.add(outcome.location.code)
+        if outcome.item is not None:
+            self.touched_items.add(outcome.item.sku)
+
+    def changes(self) -> StateChanges:
+        return StateChanges(
+            positions=[(self.loaded.get(k), p) for k, p in self.changed_positions.items()],
+            po_lines=[self.state.po_lines[k] for k in sorted(self.touched_po_lines)],
+            locations=[self.state.locations[c] for c in sorted(self.touched_locations)],
+            items=[self.state.items[s] for s in sorted(self.touched_items)],
+            ledger=self.ledger,
+        )
 
 
 class CommandBatchService:
@@ -108,11 +148,13 @@ class CommandBatchService:
         topics: Topics,
         is_transient: Callable[[BaseException], bool],
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        policy: Policy | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._topics = topics
         self._is_transient = is_transient
         self._max_message_bytes = max_message_bytes
+        self._policy = policy or Policy()
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchReport:
         """Apply `records` exactly once. Transient errors propagate for the caller to retry.
@@ -125,7 +167,8 @@ class CommandBatchService:
             return BatchReport()
         decoded = [decode_command(r.value, self._max_message_bytes) for r in records]
         try:
-            return await self._apply(records, decoded)
+            async with self._unit_of_work() as uow:
+                return await self.apply_in(uow, list(zip(records, decoded, strict=True)))
         except Exception as exc:
             if self._is_transient(exc):
                 raise
@@ -148,82 +191,59 @@ class CommandBatchService:
             )
         return BatchReport(dead_lettered=1)
 
-    async def _apply(self, records: Sequence[InboundRecord], decoded: list[Decoded]) -> BatchReport:
-        keys = sorted(
-            {
-                PositionKey(d.sku, d.location)
-                for d in decoded
-                if not isinstance(d, (InvalidCommand, Undecodable))
-            }
+    async def apply_in(
+        self,
+        uow: UnitOfWork,
+        entries: Sequence[tuple[InboundRecord | None, Decoded]],
+        republish_duplicates: bool = True,
+    ) -> BatchReport:
+        """Apply decoded commands inside an open unit of work (records only for dead letters)."""
+        commands = [d for _, d in entries if not isinstance(d, (InvalidCommand, Undecodable))]
+        scope = merged_footprint(commands)
+        await uow.lock(lock_names(scope))
+        state = await uow.load_state(scope)
+        command_ids = [d.command_id for _, d in entries if not isinstance(d, Undecodable)]
+        batch = _Batch(
+            state=state,
+            loaded=dict(state.positions),
+            stored=dict(await uow.load_results(command_ids)),
         )
-        command_ids = [d.command_id for d in decoded if not isinstance(d, Undecodable)]
         applied = rejected_count = duplicates = dead_lettered = 0
-        async with self._unit_of_work() as uow:
-            await uow.lock_positions(keys)
-            positions: dict[PositionKey, Position] = dict(await uow.load_positions(keys))
-            stored: dict[UUID, StoredResult] = dict(await uow.load_results(command_ids))
-            changed: dict[PositionKey, Position] = {}
-            new_results: list[StoredResult] = []
-            outbox: list[OutboxMessage] = []
-            for record, item in zip(records, decoded, strict=True):
-                if isinstance(item, Undecodable):
-                    outbox.append(dead_letter(record, item.code, item.message, self._topics))
-                    dead_lettered += 1
-                    continue
-                prior = stored.get(item.command_id)
-                if prior is not None:
-                    outbox.append(prior.result)
-                    duplicates += 1
-                    continue
-                if isinstance(item, InvalidCommand):
-                    result: ResultEvent = _invalid_command_result(item)
-                    events: list[StockEvent] = []
-                else:
-                    result, events, after = self._decide(item, positions)
-                    if after is not None:
-                        positions[after.key] = changed[after.key] = after
-                if isinstance(result, CommandRejected):
-                    rejected_count += 1
-                else:
-                    applied += 1
-                outbox.extend(self._stock_message(e) for e in events)
-                result_message = self._result_message(result)
-                outbox.append(result_message)
-                stored[item.command_id] = StoredResult(item.command_id, result_message)
-                new_results.append(stored[item.command_id])
-            await uow.save_positions(list(changed.values()))
-            await uow.save_results(new_results)
-            await uow.append_outbox(outbox)
+        for record, item in entries:
+            if isinstance(item, Undecodable):
+                assert record is not None
+                batch.outbox.append(dead_letter(record, item.code, item.message, self._topics))
+                dead_lettered += 1
+                continue
+            prior = batch.stored.get(item.command_id)
+            if prior is not None:
+                if republish_duplicates:
+                    batch.outbox.append(prior.result)
+                duplicates += 1
+                continue
+            result = self._decide(batch, item)
+            if isinstance(result, CommandRejected):
+                rejected_count += 1
+            else:
+                applied += 1
+            message = result_message(result, self._topics)
+            batch.outbox.append(message)
+            batch.stored[item.command_id] = StoredResult(item.command_id, message)
+            batch.new_results.append(batch.stored[item.command_id])
+        await uow.save(batch.changes())
+        await uow.save_results(batch.new_results)
+        await uow.append_outbox(batch.outbox)
         return BatchReport(applied, rejected_count, duplicates, dead_lettered)
 
-    @staticmethod
-    def _decide(
-        command: AnyCommand, positions: dict[PositionKey, Position]
-    ) -> tuple[ResultEvent, list[StockEvent], Position | None]:
-        key = PositionKey(command.sku, command.location)
-        before = positions.get(key) or new_position(key)
-        decision = decide(before, command)
-        result, events = outcome_events(command, before, decision)
-        return result, events, decision.after if isinstance(decision, Change) else None
-
-    def _stock_message(self, event: StockEvent) -> OutboxMessage:
-        topic = self._topics.changed if isinstance(event, StockChanged) else self._topics.low_stock
-        return OutboxMessage(
-            event_id=event.event_id,
-            topic=topic,
-            key=event.sku.encode(),
-            value=event.model_dump_json().encode(),
-            headers=(("type", event.type.encode()),),
-        )
-
-    def _result_message(self, result: ResultEvent) -> OutboxMessage:
-        return OutboxMessage(
-            event_id=result.event_id,
-            topic=self._topics.results,
-            key=str(result.command_id).encode(),
-            value=result.model_dump_json().encode(),
-            headers=(("type", result.type.encode()),),
-        )
+    def _decide(self, batch: _Batch, item: AnyCommand | InvalidCommand) -> ResultEvent:
+        if isinstance(item, InvalidCommand):
+            return _invalid_command_result(item)
+        decision = decide(batch.state, item, self._policy)
+        result, events = outcome_events(item, decision)
+        if isinstance(decision, Outcome):
+            batch.apply(item, decision)
+        batch.outbox.extend(event_message(e, self._topics) for e in events)
+        return result
 
 
 def _invalid_command_result(item: InvalidCommand) -> ResultEvent:
@@ -239,5 +259,4 @@ def _invalid_command_result(item: InvalidCommand) -> ResultEvent:
         occurred_at=item.occurred_at,
         sku=item.sku,
         location=item.location,
-        current_version=None,
     )

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
 
+from stockworker.domain.catalog import Item, Location
+from stockworker.domain.footprint import Footprint
+from stockworker.domain.ledger import LedgerEntry
 from stockworker.domain.position import Position, PositionKey
+from stockworker.domain.purchasing import PoLine
+from stockworker.domain.state import StockState
 
 # Kafka header values may be null.
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -48,6 +54,28 @@ class StoredResult:
     result: OutboxMessage
 
 
+@dataclass(frozen=True, slots=True)
+class DueReservation:
+    reservation_id: str
+    position: PositionKey
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanges:
+    """Everything a batch changed, to be written in its transaction.
+
+    `positions` pairs each changed position with the one loaded at the start (None when
+    it did not exist), so the adapter can write only the reservations that changed.
+    """
+
+    positions: Sequence[tuple[Position | None, Position]] = ()
+    po_lines: Sequence[PoLine] = ()
+    locations: Sequence[Location] = ()
+    items: Sequence[Item] = ()
+    ledger: Sequence[LedgerEntry] = ()
+
+
 class UnitOfWork(Protocol):
     """One database transaction: commit on clean exit, roll back on an exception."""
 
@@ -60,20 +88,26 @@ class UnitOfWork(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def lock_positions(self, keys: Iterable[PositionKey]) -> None:
-        """Serialise with every other writer of these positions until commit."""
+    async def lock(self, names: Iterable[str]) -> None:
+        """Serialise with every other writer of these named things until commit."""
 
-    async def load_positions(self, keys: Iterable[PositionKey]) -> Mapping[PositionKey, Position]:
-        """The existing positions among `keys` (absent ones are left out)."""
+    async def load_state(self, footprint: Footprint) -> StockState:
+        """The stored state a batch with this footprint reads, reservations included."""
 
     async def load_results(self, command_ids: Iterable[UUID]) -> Mapping[UUID, StoredResult]:
         """Inbox entries of the commands already processed among `command_ids`."""
 
-    async def save_positions(self, positions: Sequence[Position]) -> None: ...
+    async def save(self, changes: StateChanges) -> None: ...
 
     async def save_results(self, results: Sequence[StoredResult]) -> None: ...
 
     async def append_outbox(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+    async def try_lead_expiry(self) -> bool:
+        """Whether this transaction may sweep expired reservations (one sweeper at a time)."""
+
+    async def due_reservations(self, now: datetime, limit: int) -> Sequence[DueReservation]:
+        """Open reservations whose expires_at is not after `now`, oldest first."""
 
 
 class UnitOfWorkFactory(Protocol):

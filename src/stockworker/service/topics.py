@@ -22,6 +22,10 @@ class Topics:
         return f"{self.prefix}stock.low-stock.v1"
 
     @property
+    def purchase_orders(self) -> str:
+        return f"{self.prefix}stock.purchase-orders.v1"
+
+    @property
     def results(self) -> str:
         return f"{self.prefix}stock.command-results.v1"
 
@@ -30,4 +34,11 @@ class Topics:
         return f"{self.prefix}stock.commands.dlq.v1"
 
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.changed, self.low_stock, self.results, self.dead_letters)
+        return (
+            self.commands,
+            self.changed,
+            self.low_stock,
+            self.purchase_orders,
+            self.results,
+            self.dead_letters,
+        )

@@ -9,36 +9,161 @@ POSITION_COLUMNS = (
     "reserved",
     "picked",
     "on_order",
+    "back_ordered",
+    "stock_value",
     "min_quantity",
     "max_quantity",
     "low_stock_threshold",
     "reorder_quantity",
     "bin",
+    "preferred_supplier",
     "picks",
     "version",
 )
 
 # Transaction-scoped advisory locks, taken in the order of the (sorted) array, so two
-# writers never wait on each other in a cycle. They also cover positions not created yet.
-LOCK_POSITIONS = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
+# writers never wait on each other in a cycle. They also cover rows not created yet.
+LOCK = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
 
-LOAD_POSITIONS = f"""
-SELECT {", ".join(POSITION_COLUMNS)}
-FROM stock_position
-WHERE (sku, location) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-"""
+_IN_KEYS = "(sku, location) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+
+LOAD_POSITIONS = f"SELECT {', '.join(POSITION_COLUMNS)} FROM stock_position WHERE {_IN_KEYS}"
 
 SAVE_POSITIONS = f"""
 INSERT INTO stock_position ({", ".join(POSITION_COLUMNS)}, updated_at)
 SELECT *, now() FROM unnest(
     $1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-    $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::jsonb[],
-    $13::bigint[])
+    $7::bigint[], $8::numeric[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
+    $13::text[], $14::text[], $15::jsonb[], $16::bigint[])
 ON CONFLICT (sku, location) DO UPDATE SET
 {", ".join(f"{c} = EXCLUDED.{c}" for c in POSITION_COLUMNS[2:])}, updated_at = now()
 """
 
 ALL_POSITIONS = f"SELECT {', '.join(POSITION_COLUMNS)} FROM stock_position ORDER BY sku, location"
+
+RESERVATION_COLUMNS = (
+    "reservation_id",
+    "sku",
+    "location",
+    "order_ref",
+    "quantity",
+    "back_ordered",
+    "expires_at",
+    "sequence",
+)
+
+LOAD_RESERVATIONS = f"""
+SELECT {", ".join(RESERVATION_COLUMNS)} FROM stock_reservation WHERE {_IN_KEYS}
+"""
+
+ALL_RESERVATIONS = f"SELECT {', '.join(RESERVATION_COLUMNS)} FROM stock_reservation"
+
+RESERVATION_OWNERS = """
+SELECT reservation_id, sku, location FROM stock_reservation
+WHERE reservation_id = ANY($1::text[])
+"""
+
+SAVE_RESERVATIONS = f"""
+INSERT INTO stock_reservation ({", ".join(RESERVATION_COLUMNS)})
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+    $7::timestamptz[], $8::bigint[])
+ON CONFLICT (reservation_id) DO UPDATE SET
+{", ".join(f"{c} = EXCLUDED.{c}" for c in RESERVATION_COLUMNS[1:])}
+"""
+
+DELETE_RESERVATIONS = "DELETE FROM stock_reservation WHERE reservation_id = ANY($1::text[])"
+
+DUE_RESERVATIONS = """
+SELECT reservation_id, sku, location, expires_at FROM stock_reservation
+WHERE expires_at <= $1
+ORDER BY expires_at, reservation_id
+LIMIT $2
+"""
+
+PO_LINE_COLUMNS = (
+    "po_number",
+    "po_line",
+    "sku",
+    "location",
+    "ordered_quantity",
+    "unit_cost",
+    "received_quantity",
+    "received_value",
+    "cancelled",
+    "planned",
+    "supplier",
+    "expected_date",
+    "version",
+)
+
+LOAD_PO_LINES = f"""
+SELECT {", ".join(PO_LINE_COLUMNS)} FROM purchase_order_line
+WHERE (po_number, po_line) IN (SELECT * FROM unnest($1::text[], $2::integer[]))
+"""
+
+SAVE_PO_LINES = f"""
+INSERT INTO purchase_order_line ({", ".join(PO_LINE_COLUMNS)}, updated_at)
+SELECT *, now() FROM unnest(
+    $1::text[], $2::integer[], $3::text[], $4::text[], $5::bigint[], $6::numeric[],
+    $7::bigint[], $8::numeric[], $9::boolean[], $10::boolean[], $11::text[], $12::date[],
+    $13::bigint[])
+ON CONFLICT (po_number, po_line) DO UPDATE SET
+{", ".join(f"{c} = EXCLUDED.{c}" for c in PO_LINE_COLUMNS[2:])}, updated_at = now()
+"""
+
+LOAD_LOCATIONS = "SELECT code, name, active, version FROM stock_location WHERE code = ANY($1)"
+
+SAVE_LOCATIONS = """
+INSERT INTO stock_location (code, name, active, version, updated_at)
+SELECT *, now() FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[])
+ON CONFLICT (code) DO UPDATE SET
+name = EXCLUDED.name, active = EXCLUDED.active, version = EXCLUDED.version, updated_at = now()
+"""
+
+LOAD_ITEMS = "SELECT sku, name, base_unit, active, version FROM stock_item WHERE sku = ANY($1)"
+
+SAVE_ITEMS = """
+INSERT INTO stock_item (sku, name, base_unit, active, version, updated_at)
+SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::bigint[])
+ON CONFLICT (sku) DO UPDATE SET
+name = EXCLUDED.name, base_unit = EXCLUDED.base_unit, active = EXCLUDED.active,
+version = EXCLUDED.version, updated_at = now()
+"""
+
+LEDGER_COLUMNS = (
+    "sku",
+    "location",
+    "version",
+    "command_id",
+    "command_type",
+    "reason",
+    "occurred_at",
+    "delta_on_hand",
+    "delta_reserved",
+    "delta_picked",
+    "delta_on_order",
+    "delta_back_ordered",
+    "delta_stock_value",
+    "on_hand",
+    "reserved",
+    "picked",
+    "on_order",
+    "back_ordered",
+    "stock_value",
+)
+
+# The whole ledger in the order `project` folds it.
+ALL_LEDGER = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM stock_ledger ORDER BY sku, location, version"
+
+POSITION_LEDGER = f"""
+SELECT {", ".join(LEDGER_COLUMNS)} FROM stock_ledger
+WHERE sku = $1 AND location = $2
+ORDER BY version
+"""
+
+# Only one worker sweeps expired reservations at a time (released at commit).
+TRY_EXPIRY_LEADERSHIP = "SELECT pg_try_advisory_xact_lock(7372021)"
 
 LOAD_RESULTS = """
 SELECT command_id, result_event_id, result_topic, result_key, result_value,

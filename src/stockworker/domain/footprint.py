@@ -1,0 +1,63 @@
+"""What a command reads and writes, known before any state is loaded.
+
+The service uses it to lock and load exactly the state a batch needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stockworker.domain.commands import (
+    AnyCommand,
+    CancelPOItem,
+    ConfigureItem,
+    ConfigureLocation,
+    ExpireReservation,
+    OrderPOItem,
+    PickStock,
+    ReceivePOItem,
+    ReleaseReservation,
+    ReserveStock,
+    TransferStock,
+    UnreceivePOItem,
+)
+from stockworker.domain.position import PositionKey
+from stockworker.domain.purchasing import PoLineKey
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    positions: tuple[PositionKey, ...] = ()
+    po_lines: tuple[PoLineKey, ...] = ()
+    reservations: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+    items: tuple[str, ...] = ()
+
+
+def footprint(command: AnyCommand) -> Footprint:
+    if isinstance(command, ConfigureLocation):
+        return Footprint(locations=(command.code,))
+    if isinstance(command, ConfigureItem):
+        return Footprint(items=(command.sku,))
+    if isinstance(command, TransferStock):
+        return Footprint(
+            positions=(
+                PositionKey(command.sku, command.from_location),
+                PositionKey(command.sku, command.to_location),
+            ),
+            locations=(command.from_location, command.to_location),
+            items=(command.sku,),
+        )
+    po_lines: tuple[PoLineKey, ...] = ()
+    if isinstance(command, OrderPOItem | ReceivePOItem | UnreceivePOItem | CancelPOItem):
+        po_lines = (PoLineKey(command.po_number, command.po_line),)
+    reservations: tuple[str, ...] = ()
+    if isinstance(command, ReserveStock | ReleaseReservation | ExpireReservation | PickStock):
+        reservations = (command.reservation_id,) if command.reservation_id else ()
+    return Footprint(
+        positions=(PositionKey(command.sku, command.location),),
+        po_lines=po_lines,
+        reservations=reservations,
+        locations=(command.location,),
+        items=(command.sku,),
+    )

@@ -1,0 +1,1 @@
+"""One handler per command type: (state view, command, policy) -> Outcome | Rejection."""

@@ -1,0 +1,111 @@
+"""Helpers every handler uses: building a checked position change, common rejections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from stockworker.domain.outcome import Decision, Outcome, PositionChange, Rejection, RejectionCode
+from stockworker.domain.position import Position, Reservation
+from stockworker.domain.state import StockView
+
+# The most a single quantity of a position may reach; far below BIGINT overflow.
+MAX_POSITION_QUANTITY = 1_000_000_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Settings of the deployment that rules depend on."""
+
+    # How far a receipt may exceed a line's ordered quantity, in percent of it.
+    over_receipt_tolerance_percent: Decimal = Decimal(0)
+
+
+def fill_back_orders(position: Position) -> Position:
+    """Turn back orders into reservations, oldest first, while stock is available."""
+    if not position.back_ordered or position.available <= 0:
+        return position
+    available = position.available
+    reservations = dict(position.reservations)
+    filled = 0
+    for r in sorted(reservations.values(), key=lambda r: r.sequence):
+        if available == 0:
+            break
+        fill = min(available, r.back_ordered)
+        if fill:
+            reservations[r.reservation_id] = replace(
+                r, quantity=r.quantity + fill, back_ordered=r.back_ordered - fill
+            )
+            available -= fill
+            filled += fill
+    return replace(
+        position,
+        reserved=position.reserved + filled,
+        back_ordered=position.back_ordered - filled,
+        reservations=reservations,
+    )
+
+
+def changed(
+    before: Position, reason: str | None = None, **fields: Any
+) -> PositionChange | Rejection:
+    """The position with `fields` changed, its version bumped and back orders filled."""
+    after = fill_back_orders(replace(before, version=before.version + 1, **fields))
+    for name in ("on_hand", "on_order", "back_ordered"):
+        if getattr(after, name) > MAX_POSITION_QUANTITY:
+            return Rejection(
+                RejectionCode.QUANTITY_LIMIT,
+                f"{name} of {after.sku!r} at {after.location!r} would be "
+                f"{getattr(after, name)}, above the limit of {MAX_POSITION_QUANTITY}",
+                current_version=before.version,
+            )
+    after.check_invariants()
+    return PositionChange(before=before, after=after, reason=reason)
+
+
+def single(change: PositionChange | Rejection) -> Decision:
+    """The outcome of a command that changes one position (or its rejection)."""
+    return change if isinstance(change, Rejection) else Outcome(positions=(change,))
+
+
+def keep_or_drop(reservations: dict[str, Reservation], reservation: Reservation) -> None:
+    """Store `reservation` in `reservations`, or drop it when it holds nothing any more."""
+    if reservation.total:
+        reservations[reservation.reservation_id] = reservation
+    else:
+        reservations.pop(reservation.reservation_id, None)
+
+
+def unknown_position(position: Position) -> Rejection:
+    return Rejection(
+        RejectionCode.UNKNOWN_POSITION,
+        f"no stock position for sku {position.sku!r} at location {position.location!r}; "
+        "configure it first (ConfigureStockItem) or receive stock into it",
+    )
+
+
+def version_conflict(position: Position, expected: int | None) -> Rejection | None:
+    if expected is None or expected == position.version:
+        return None
+    return Rejection(
+        RejectionCode.VERSION_CONFLICT,
+        f"position {position.sku!r} at {position.location!r} is at version "
+        f"{position.version}, not the expected {expected}",
+        current_version=position.version,
+    )
+
+
+def inactive(view: StockView, sku: str, location: str) -> Rejection | None:
+    """Stock may not be added to or reserved at an inactive location or item.
+
+    A location or item that was never configured counts as active, so positions work
+    without a catalogue; TransferStock alone insists on known locations.
+    """
+    loc = view.location(location)
+    if loc is not None and not loc.active:
+        return Rejection(RejectionCode.LOCATION_INACTIVE, f"location {location!r} is inactive")
+    item = view.item(sku)
+    if item is not None and not item.active:
+        return Rejection(RejectionCode.ITEM_INACTIVE, f"item {sku!r} is inactive")
+    return None

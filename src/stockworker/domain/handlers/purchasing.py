@@ -1,0 +1,215 @@
+"""Handlers of purchase-order lines: order, receive (planned or not), un-receive, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from stockworker.domain.commands import (
+    CancelPOItem,
+    OrderPOItem,
+    ReceivePOItem,
+    UnreceivePOItem,
+)
+from stockworker.domain.handlers.common import Policy, changed, inactive
+from stockworker.domain.outcome import (
+    Decision,
+    Outcome,
+    PoLineChange,
+    Rejection,
+    RejectionCode,
+)
+from stockworker.domain.position import PositionKey
+from stockworker.domain.purchasing import PoLine, PoLineKey
+from stockworker.domain.state import StockView
+from stockworker.domain.valuation import money, share
+
+PoCommand = OrderPOItem | ReceivePOItem | UnreceivePOItem | CancelPOItem
+
+
+def _line_key(cmd: PoCommand) -> PoLineKey:
+    return PoLineKey(cmd.po_number, cmd.po_line)
+
+
+def _describe(key: PoLineKey) -> str:
+    return f"purchase-order line {key.po_number!r}/{key.po_line}"
+
+
+def _existing_line(view: StockView, cmd: PoCommand) -> PoLine | Rejection:
+    key = _line_key(cmd)
+    line = view.po_line(key)
+    if line is None:
+        return Rejection(RejectionCode.PO_LINE_NOT_FOUND, f"no {_describe(key)}")
+    return _same_position(line, cmd) or line
+
+
+def _same_position(line: PoLine, cmd: PoCommand) -> Rejection | None:
+    if (line.sku, line.location) == (cmd.sku, cmd.location):
+        return None
+    return Rejection(
+        RejectionCode.PO_LINE_MISMATCH,
+        f"{_describe(line.key)} is for {line.sku!r} at {line.location!r}, "
+        f"not {cmd.sku!r} at {cmd.location!r}",
+    )
+
+
+def _with_line(
+    view: StockView,
+    cmd: PoCommand,
+    before: PoLine | None,
+    after: PoLine,
+    reason: str | None = None,
+    **fields: object,
+) -> Decision:
+    """The line change and its position change: on_order follows the line's open quantity."""
+    position = view.position(PositionKey(cmd.sku, cmd.location))
+    opened = after.open_quantity - (before.open_quantity if before else 0)
+    fields.setdefault("on_order", position.on_order + opened)
+    change = changed(position, reason=reason, **fields)
+    if isinstance(change, Rejection):
+        return change
+    after = replace(after, version=(before.version + 1) if before else 1)
+    return Outcome(positions=(change,), po_line=PoLineChange(before, after))
+
+
+def order_po_item(view: StockView, cmd: OrderPOItem, policy: Policy) -> Decision:
+    key = _line_key(cmd)
+    existing = view.po_line(key)
+    if existing is not None:
+        return Rejection(
+            RejectionCode.PO_LINE_EXISTS,
+            f"{_describe(key)} already exists ({existing.status.value})",
+        )
+    refused = inactive(view, cmd.sku, cmd.location)
+    if refused is not None:
+        return refused
+    line = PoLine(
+        po_number=cmd.po_number,
+        po_line=cmd.po_line,
+        sku=cmd.sku,
+        location=cmd.location,
+        ordered_quantity=cmd.quantity,
+        unit_cost=cmd.unit_cost,
+        supplier=cmd.supplier,
+        expected_date=cmd.expected_date,
+    )
+    return _with_line(view, cmd, None, line)
+
+
+def _receipt_limit(line: PoLine, policy: Policy) -> int:
+    tolerance = line.ordered_quantity * policy.over_receipt_tolerance_percent / 100
+    return line.ordered_quantity + int(tolerance)  # whole units only, rounded down
+
+
+def receive_po_item(view: StockView, cmd: ReceivePOItem, policy: Policy) -> Decision:
+    refused = inactive(view, cmd.sku, cmd.location)
+    if refused is not None:
+        return refused
+    key = _line_key(cmd)
+    line = view.po_line(key)
+    received_value = money(cmd.unit_cost * cmd.quantity)
+    reason = None
+    if line is None:
+        # Goods no order announced: accepted, and kept as an unplanned line so the
+        # receipt can be reversed like any other.
+        reason = "UNPLANNED_RECEIPT"
+        line = PoLine(
+            po_number=cmd.po_number,
+            po_line=cmd.po_line,
+            sku=cmd.sku,
+            location=cmd.location,
+            ordered_quantity=0,
+            unit_cost=cmd.unit_cost,
+            planned=False,
+            version=0,
+        )
+        before = None
+    else:
+        mismatch = _same_position(line, cmd)
+        if mismatch is not None:
+            return mismatch
+        if line.cancelled:
+            return Rejection(RejectionCode.PO_LINE_CANCELLED, f"{_describe(key)} is cancelled")
+        limit = _receipt_limit(line, policy)
+        if line.planned and line.received_quantity + cmd.quantity > limit:
+            return Rejection(
+                RejectionCode.OVER_RECEIPT,
+                f"receiving {cmd.quantity} on {_describe(key)} would make "
+                f"{line.received_quantity + cmd.quantity} of {line.ordered_quantity} ordered "
+                f"(open {line.open_quantity}, tolerance "
+                f"{policy.over_receipt_tolerance_percent}% allows up to {limit})",
+            )
+        before = line
+    position = view.position(PositionKey(cmd.sku, cmd.location))
+    after = replace(
+        line,
+        received_quantity=line.received_quantity + cmd.quantity,
+        received_value=line.received_value + received_value,
+    )
+    return _with_line(
+        view,
+        cmd,
+        before,
+        after,
+        reason,
+        on_hand=position.on_hand + cmd.quantity,
+        stock_value=position.stock_value + received_value,
+    )
+
+
+def unreceive_po_item(view: StockView, cmd: UnreceivePOItem, policy: Policy) -> Decision:
+    line = _existing_line(view, cmd)
+    if isinstance(line, Rejection):
+        return line
+    if cmd.quantity > line.received_quantity:
+        return Rejection(
+            RejectionCode.UNRECEIVE_EXCEEDS_RECEIVED,
+            f"cannot un-receive {cmd.quantity} on {_describe(line.key)}: "
+            f"only {line.received_quantity} received",
+        )
+    position = view.position(PositionKey(cmd.sku, cmd.location))
+    if position.available < cmd.quantity:
+        return Rejection(
+            RejectionCode.INSUFFICIENT_AVAILABLE,
+            f"cannot take back {cmd.quantity}: only {position.available} of "
+            f"{cmd.sku!r} at {cmd.location!r} is still available (the rest is reserved, "
+            "picked or gone)",
+            current_version=position.version,
+        )
+    # Exactly what these units added, unless other movements took value out since.
+    value = share(line.received_value, cmd.quantity, line.received_quantity)
+    position_value = (
+        Decimal(0)
+        if position.on_hand == cmd.quantity
+        else max(position.stock_value - value, Decimal(0))
+    )
+    after = replace(
+        line,
+        received_quantity=line.received_quantity - cmd.quantity,
+        received_value=line.received_value - value,
+    )
+    return _with_line(
+        view,
+        cmd,
+        line,
+        after,
+        "UNRECEIPT",
+        on_hand=position.on_hand - cmd.quantity,
+        stock_value=money(position_value),
+    )
+
+
+def cancel_po_item(view: StockView, cmd: CancelPOItem, policy: Policy) -> Decision:
+    line = _existing_line(view, cmd)
+    if isinstance(line, Rejection):
+        return line
+    if line.cancelled:
+        return Rejection(
+            RejectionCode.PO_LINE_CANCELLED, f"{_describe(line.key)} is already cancelled"
+        )
+    if line.open_quantity == 0:
+        return Rejection(
+            RejectionCode.PO_LINE_CLOSED,
+            f"{_describe(line.key)} has nothing open to cancel ({line.status.value})",
+        )
+    return _with_line(view, cmd, line, replace(line, cancelled=True), "CANCELLED")

@@ -1,0 +1,83 @@
+"""Releases reservations whose expires_at has passed, as the worker's own commands.
+
+Each sweep finds due reservations and applies an ExpireReservation for each through
+the same path as commands from Kafka (locks, inbox, ledger, outbox), so an expiry has
+the events of a release with the cause EXPIRED. The command_id is derived from the
+reservation and its expiry, so a sweep repeated after a crash applies it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from stockworker.domain.commands import ExpireReservation
+from stockworker.domain.events import EVENT_ID_NAMESPACE
+from stockworker.service.command_batch import BatchReport, CommandBatchService
+from stockworker.service.ports import DueReservation, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+def expiry_command(due: DueReservation, now: datetime) -> ExpireReservation:
+    return ExpireReservation(
+        command_id=uuid.uuid5(
+            EVENT_ID_NAMESPACE, f"expire/{due.reservation_id}/{due.expires_at.isoformat()}"
+        ),
+        occurred_at=now,
+        sku=due.position.sku,
+        location=due.position.location,
+        reservation_id=due.reservation_id,
+    )
+
+
+class ReservationExpiry:
+    def __init__(
+        self,
+        unit_of_work: UnitOfWorkFactory,
+        service: CommandBatchService,
+        clock: Callable[[], datetime],
+        is_transient: Callable[[BaseException], bool],
+        interval_seconds: float = 5.0,
+        batch_size: int = 500,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._service = service
+        self._clock = clock
+        self._is_transient = is_transient
+        self._interval = interval_seconds
+        self._batch_size = batch_size
+        self._stopping = asyncio.Event()
+
+    async def sweep(self) -> BatchReport:
+        """Expire what is due now; one sweeper at a time across all workers."""
+        async with self._unit_of_work() as uow:
+            if not await uow.try_lead_expiry():
+                return BatchReport()
+            now = self._clock()
+            due = await uow.due_reservations(now, self._batch_size)
+            if not due:
+                return BatchReport()
+            entries = [(None, expiry_command(d, now)) for d in due]
+            return await self._service.apply_in(uow, entries, republish_duplicates=False)
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                report = await self.sweep()
+                if report.applied:
+                    log.info("expired %d reservations", report.applied)
+            except Exception as exc:
+                if not self._is_transient(exc):
+                    log.exception("reservation expiry failed; retrying after the interval")
+                else:
+                    log.warning("reservation expiry: transient failure %r", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    def stop(self) -> None:
+        self._stopping.set()
