@@ -4,7 +4,6 @@ or applied twice, against a reference model computed here."""
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -15,10 +14,10 @@ import pytest
 
 from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.service.topics import Topics
-from tests.support.builders import command
 from tests.support.kafka_io import EventCollector, command_message, publish
-from tests.support.reference import ReferenceModel
+from tests.support.reference import ReferenceModel, observed
 from tests.support.services import Services
+from tests.support.streams import mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -28,40 +27,25 @@ SKUS = [f"CRASH-{i:03d}" for i in range(60)]
 
 
 def stream(seed: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    bodies = []
-    for _ in range(COMMANDS):
-        sku = rng.choice(SKUS)
-        order = f"SO-{rng.randrange(5)}"
-        roll = rng.random()
-        if roll < 0.35:
-            body = command("ReceivePOItem", sku=sku, quantity=rng.randint(1, 20))
-        elif roll < 0.65:
-            body = command("PickStock", sku=sku, quantity=rng.randint(1, 8), order_ref=order)
-        elif roll < 0.85:
-            body = command("ShipStock", sku=sku, quantity=rng.randint(1, 6), order_ref=order)
-        elif roll < 0.95:
-            body = command(
-                "AdjustInventory", sku=sku, delta=rng.choice([-3, -1, 1, 2]), reason="CORRECTION"
-            )
-        else:
-            body = command(
-                "AdjustInventory",
-                sku=sku,
-                delta=...,
-                reason="COUNT",
-                counted_quantity=rng.randint(0, 30),
-            )
-        bodies.append(body)
-    return bodies
+    return mixed_stream(seed, COMMANDS, SKUS)
+
+
+async def apply_setup(
+    bootstrap: str, topics: Topics, events: EventCollector, setup: list[dict[str, Any]]
+) -> None:
+    """Configure the locations first: transfers on every partition depend on them."""
+    await publish(bootstrap, topics.commands, [command_message(b) for b in setup])
+    ids = {b["command_id"] for b in setup}
+    await events.until(lambda c: ids <= set(c.results()), 60)
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
     services: Services, topics: Topics, database_url: str, tmp_path: Path
 ) -> None:
     bodies = stream(seed=20261123)
+    setup = setup_stream()
     reference = ReferenceModel()
-    for body in bodies:
+    for body in setup + bodies:
         reference.apply(body)
 
     worker = WorkerProcess(
@@ -71,6 +55,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
     kills = 0
     try:
         async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
+            await apply_setup(services.kafka_bootstrap_servers, topics, events, setup)
 
             async def feed() -> None:
                 for start in range(0, COMMANDS, 300):
@@ -112,8 +97,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
         unpublished = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
     finally:
         await conn.close()
-    actual = {(p.sku, p.location): (p.on_hand, p.picked, p.version, dict(p.picks)) for p in stored}
-    assert actual == reference.snapshot()
+    assert observed(stored) == reference.snapshot()
     assert unpublished == 0
 
     # One StockChanged per position version: none lost; a repeat carries the same event_id.
@@ -140,8 +124,9 @@ async def test_two_workers_share_the_partitions_and_agree_with_the_reference(
 ) -> None:
     """Two processes in one group: a rebalance when the second joins, then shared work."""
     bodies = stream(seed=7)[:3000]
+    setup = setup_stream()
     reference = ReferenceModel()
-    for body in bodies:
+    for body in setup + bodies:
         reference.apply(body)
     group = f"shared-{uuid.uuid4().hex[:6]}"
     workers = [
@@ -160,6 +145,7 @@ async def test_two_workers_share_the_partitions_and_agree_with_the_reference(
     workers[0].start()
     try:
         async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
+            await apply_setup(services.kafka_bootstrap_servers, topics, events, setup)
             await publish(
                 services.kafka_bootstrap_servers,
                 topics.commands,
@@ -188,8 +174,7 @@ async def test_two_workers_share_the_partitions_and_agree_with_the_reference(
         stored = await all_positions(conn)
     finally:
         await conn.close()
-    actual = {(p.sku, p.location): (p.on_hand, p.picked, p.version, dict(p.picks)) for p in stored}
-    assert actual == reference.snapshot()
+    assert observed(stored) == reference.snapshot()
     assert all(w.process is not None and w.process.returncode == 0 for w in workers)
     # Both did part of the work (each logs its totals when it stops).
     for w in workers:

@@ -86,6 +86,7 @@ async def test_each_command_is_applied_and_reported(
         "reserved": 0,
         "picked": 3,
         "on_order": 0,
+        "back_ordered": 0,
         "available": 11,
     }
     assert changed[4]["cause"]["reason"] == "DAMAGE"

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import asyncpg
 import pytest
 
 from stockworker.adapters.postgres.errors import is_transient
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory, all_positions
-from stockworker.domain.position import Position, PositionKey
+from stockworker.domain.catalog import Item, Location
+from stockworker.domain.footprint import Footprint
+from stockworker.domain.position import Position, PositionKey, Reservation
+from stockworker.domain.purchasing import PoLine
 from stockworker.service.command_batch import CommandBatchService
-from stockworker.service.ports import InboundRecord, OutboxMessage, StoredResult
+from stockworker.service.ports import InboundRecord, OutboxMessage, StateChanges, StoredResult
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
 
@@ -32,39 +38,67 @@ def records(*bodies: dict[str, object] | bytes, partition: int = 0) -> list[Inbo
     ]
 
 
-async def test_positions_results_and_outbox_round_trip(pool: asyncpg.Pool) -> None:
+async def test_state_results_and_outbox_round_trip(pool: asyncpg.Pool) -> None:
     factory = PostgresUnitOfWorkFactory(pool)
     key = PositionKey("S-1", "W-1")
+    expires = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     position = Position(
         "S-1",
         "W-1",
         on_hand=9,
+        reserved=2,
         picked=4,
+        back_ordered=0,
+        stock_value=Decimal("12.345678"),
         picks={"a": 3, "b": 1},
+        reservations={"R": Reservation("R", "o", 2, 0, expires, sequence=2)},
         bin="X",
+        preferred_supplier="ACME",
         max_quantity=5,
         version=3,
     )
+    line = PoLine("PO", 1, "S-1", "W-1", 10, Decimal("1.5"), 4, Decimal("6"), supplier="ACME",
+                  expected_date=date(2026, 12, 1))  # fmt: skip
+    location, item = Location("W-1", "Main", active=False), Item("S-1", "Widget", "BOX")
     message = OutboxMessage(uuid.uuid4(), "t", None, b"\x00bytes", (("h", b"\xff"),))
+    footprint = Footprint((key, PositionKey("S-1", "other")), (line.key,), ("R", "X"),
+                          ("W-1",), ("S-1",))  # fmt: skip
     async with factory() as uow:
-        await uow.lock_positions([key])
-        await uow.save_positions([position])
+        await uow.lock(["position\x00S-1\x00W-1"])
+        await uow.save(
+            StateChanges(
+                positions=[(None, position)], po_lines=[line], locations=[location], items=[item]
+            )
+        )
         await uow.save_results([StoredResult(uuid.UUID(int=1), message)])
         await uow.append_outbox([message])
     async with factory() as uow:
-        assert await uow.load_positions([key, PositionKey("S-1", "other")]) == {key: position}
+        state = await uow.load_state(footprint)
+        assert state.positions == {key: position}
+        assert state.po_lines == {line.key: line}
+        assert (state.locations, state.items) == ({"W-1": location}, {"S-1": item})
+        assert state.reservation_owners == {"R": key}
+        assert [d.reservation_id for d in await uow.due_reservations(expires, 10)] == ["R"]
+        assert await uow.due_reservations(expires - timedelta(seconds=1), 10) == []
         stored = await uow.load_results([uuid.UUID(int=1), uuid.UUID(int=2)])
         assert stored[uuid.UUID(int=1)].result == message
     row = await pool.fetchrow("SELECT key, value, header_keys, header_values FROM outbox")
     assert row is not None
     assert (row["key"], row["value"], row["header_values"]) == (None, b"\x00bytes", [b"\xff"])
+    # A closed reservation is deleted; a changed one rewritten.
+    released = replace(position, reserved=0, reservations={}, version=4)
+    async with factory() as uow:
+        await uow.save(StateChanges(positions=[(position, released)]))
+    assert await pool.fetchval("SELECT count(*) FROM stock_reservation") == 0
 
 
 async def test_an_exception_rolls_everything_back(pool: asyncpg.Pool) -> None:
     factory = PostgresUnitOfWorkFactory(pool)
     with pytest.raises(RuntimeError):
         async with factory() as uow:
-            await uow.save_positions([Position("S", "W", on_hand=1, version=1)])
+            await uow.save(
+                StateChanges(positions=[(None, Position("S", "W", on_hand=1, version=1))])
+            )
             raise RuntimeError("boom")
     assert await all_positions(pool) == []
 

@@ -23,14 +23,15 @@ def cmd(type_: str, **fields: Any) -> AnyCommand:
 
 def configured(**fields: Any) -> Position:
     """An existing position at KEY; `reserved` and `picked` come with a matching holder."""
-    defaults: dict[str, Any] = {"version": 1, "max_quantity": 100}
+    defaults: dict[str, Any] = {"sku": KEY.sku, "location": KEY.location, "version": 1}
+    defaults["max_quantity"] = 100
     if "picked" in fields:
         defaults["picks"] = {"OTHER": fields["picked"]}
     if "reserved" in fields:
         defaults["reservations"] = {
             "R-OTHER": Reservation("R-OTHER", "OTHER", fields["reserved"], sequence=1)
         }
-    return Position(sku=KEY.sku, location=KEY.location, **{**defaults, **fields})
+    return Position(**{**defaults, **fields})
 
 
 def outcome(

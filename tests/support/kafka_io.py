@@ -55,7 +55,9 @@ async def publish(
 
 
 def command_message(body: dict[str, Any]) -> tuple[bytes, bytes]:
-    return body["sku"].encode(), json.dumps(body).encode()
+    """Keyed as upstream keys them: by SKU, or by location code for ConfigureLocation."""
+    key = body.get("sku") or body["code"]
+    return key.encode(), json.dumps(body).encode()
 
 
 @dataclass

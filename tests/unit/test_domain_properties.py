@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from stockworker.domain.commands import AnyCommand, Command
 from stockworker.domain.decide import Policy, decide
-from stockworker.domain.ledger import Quantities, ledger_entry, project
+from stockworker.domain.ledger import LedgerEntry, Quantities, ledger_entry, project
 from stockworker.domain.outcome import Outcome
 from stockworker.domain.state import StockState
 from tests.support.builders import OCCURRED_AT, command
@@ -157,7 +157,7 @@ commands = st.one_of(
         locations,
         st.integers(-6, 6).filter(bool),
         st.none() | costs,
-    ),  # fmt: skip
+    ),
     st.builds(
         lambda loc, c: _body(
             "AdjustInventory", loc, None, delta=..., counted_quantity=c, reason="COUNT"
@@ -216,7 +216,7 @@ def test_domain_agrees_with_the_reference_model(
 @given(st.lists(commands, min_size=5, max_size=40))
 def test_folding_the_ledger_gives_every_position(bodies: list[dict[str, Any]]) -> None:
     state = StockState()
-    entries = []
+    entries: list[LedgerEntry] = []
     for body in setup() + bodies:
         cmd = _adapter.validate_python(body)
         decision = decide(state, cmd)

@@ -14,6 +14,7 @@ from stockworker.domain.events import (
     CommandAccepted,
     CommandRejected,
     LowStock,
+    PurchaseOrderLineChanged,
     StockChanged,
     StockReplenished,
 )
@@ -49,6 +50,9 @@ def expected_schemas() -> dict[str, dict[str, Any]]:
     files["topics/stock.changed.v1.json"] = _topic_union("stock.changed.v1", (StockChanged,))
     files["topics/stock.low-stock.v1.json"] = _topic_union(
         "stock.low-stock.v1", (LowStock, StockReplenished)
+    )
+    files["topics/stock.purchase-orders.v1.json"] = _topic_union(
+        "stock.purchase-orders.v1", (PurchaseOrderLineChanged,)
     )
     files["topics/stock.command-results.v1.json"] = _topic_union(
         "stock.command-results.v1", (CommandAccepted, CommandRejected)
