@@ -73,6 +73,7 @@ class EventCollector:
         self._consumer = AIOKafkaConsumer(
             self.topics.changed,
             self.topics.low_stock,
+            self.topics.purchase_orders,
             self.topics.results,
             self.topics.dead_letters,
             bootstrap_servers=self.bootstrap,

@@ -30,6 +30,7 @@ class WorkerProcess:
             "STOCKWORKER_TOPIC_PREFIX": topics.prefix,
             "STOCKWORKER_GROUP_ID": group_id or f"test-{uuid.uuid4().hex[:8]}",
             "STOCKWORKER_RETRY_MAX_SECONDS": "1",
+            "STOCKWORKER_EXPIRY_INTERVAL_SECONDS": "0.5",
             **{f"STOCKWORKER_{k.upper()}": v for k, v in settings.items()},
         }
         self.log_dir = log_dir

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 from stockworker.config import Settings
 
@@ -63,6 +64,23 @@ def _positions(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _project(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.audit import project_ledger
+
+    return asyncio.run(project_ledger(settings.database_url))
+
+
+def _as_of(settings: Settings, args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.audit import print_as_of
+
+    moment = datetime.fromisoformat(args.time)
+    if moment.tzinfo is None:
+        print("give the time with its offset, e.g. 2026-11-23T10:00:00+00:00", file=sys.stderr)
+        return 2
+    asyncio.run(print_as_of(settings.database_url, args.sku, args.location, moment))
+    return 0
+
+
 def _demo(settings: Settings, _args: argparse.Namespace) -> int:
     from stockworker.entrypoints.demo import run_demo
 
@@ -76,6 +94,8 @@ COMMANDS = {
     "relay": (_relay, "run only the outbox relay"),
     "schemas": (_schemas, "write JSON Schemas of every command and event"),
     "positions": (_positions, "print every stock position"),
+    "project": (_project, "recompute every position from the ledger and report differences"),
+    "as-of": (_as_of, "print a position's quantities at a moment (from the ledger)"),
     "demo": (_demo, "feed a short demo stream to a running worker and print its events"),
 }
 
@@ -87,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text)
         if name == "topics":
             p.add_argument("--partitions", type=int, default=6)
+        if name == "as-of":
+            p.add_argument("sku")
+            p.add_argument("location")
+            p.add_argument("time", help="ISO 8601 with offset, compared with occurred_at")
         if name == "schemas":
             p.add_argument("--out", default="schemas")
             p.add_argument("--check", action="store_true", help="fail if files differ")

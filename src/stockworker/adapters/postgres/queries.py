@@ -156,6 +156,11 @@ LEDGER_COLUMNS = (
 # The whole ledger in the order `project` folds it.
 ALL_LEDGER = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM stock_ledger ORDER BY sku, location, version"
 
+POSITION_QUANTITIES = """
+SELECT sku, location, on_hand, reserved, picked, on_order, back_ordered, stock_value, version
+FROM stock_position
+"""
+
 POSITION_LEDGER = f"""
 SELECT {", ".join(LEDGER_COLUMNS)} FROM stock_ledger
 WHERE sku = $1 AND location = $2
