@@ -35,25 +35,42 @@ from stockworker.service.topics import Topics
 
 
 def make_commands(n: int, skus: int, seed: int) -> list[dict[str, Any]]:
-    """A warehouse-like mix: receipts, picks, ships and adjustments over many SKUs."""
+    """A warehouse-like mix over many SKUs: receipts (each its own unplanned PO line),
+    reservations and their release, picks (some from a reservation), ships, adjustments."""
     rng = random.Random(seed)
     now = datetime.now(UTC).isoformat()
+    open_reservations: dict[str, list[str]] = {}
     out = []
-    for _ in range(n):
+    for i in range(n):
         sku = f"BENCH-{rng.randrange(skus):05d}"
         base = {"command_id": str(uuid.uuid4()), "occurred_at": now, "sku": sku, "location": "WH1"}
+        held = open_reservations.setdefault(sku, [])
         roll = rng.random()
-        if roll < 0.4:
+        body: dict[str, Any]
+        if roll < 0.35:
             body = {
                 "type": "ReceivePOItem",
-                "po_number": "PO-1",
+                "po_number": f"PO-{i}",
                 "po_line": 1,
                 "quantity": rng.randint(1, 50),
-                "unit_cost": 2.5,
+                "unit_cost": "2.5",
             }
-        elif roll < 0.7:
+        elif roll < 0.45:
+            held.append(f"R-{i}")
+            body = {
+                "type": "ReserveStock",
+                "reservation_id": held[-1],
+                "quantity": rng.randint(1, 3),
+                "order_ref": "SO-1",
+                "allow_backorder": rng.random() < 0.2,
+            }
+        elif roll < 0.50 and held:
+            body = {"type": "ReleaseReservation", "reservation_id": held.pop(0)}
+        elif roll < 0.70:
             body = {"type": "PickStock", "quantity": rng.randint(1, 5), "order_ref": "SO-1"}
-        elif roll < 0.9:
+            if held and rng.random() < 0.3:
+                body["reservation_id"] = held.pop(0)
+        elif roll < 0.90:
             body = {"type": "ShipStock", "quantity": rng.randint(1, 3), "order_ref": "SO-1"}
         else:
             body = {"type": "AdjustInventory", "delta": rng.choice([-1, 1, 2]), "reason": "COUNT"}

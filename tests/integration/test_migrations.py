@@ -31,7 +31,17 @@ async def test_migrations_apply_cleanly_to_an_empty_database_and_only_once(
             }
         finally:
             await conn.close()
-        assert {"stock_position", "processed_command", "outbox", "schema_migration"} <= tables
+        assert {
+            "stock_position",
+            "stock_reservation",
+            "purchase_order_line",
+            "stock_location",
+            "stock_item",
+            "stock_ledger",
+            "processed_command",
+            "outbox",
+            "schema_migration",
+        } <= tables
     finally:
         await drop_database(services.database_url, name)
 
@@ -44,6 +54,10 @@ async def test_migrations_apply_cleanly_to_an_empty_database_and_only_once(
         ({"min_quantity": 5, "max_quantity": 4}, "min_max_valid"),
         ({"low_stock_threshold": -1}, "thresholds_not_negative"),
         ({"bin": "b" * 51}, "bin_length"),
+        ({"back_ordered": -1}, "back_ordered_not_negative"),
+        ({"on_hand": 5, "back_ordered": 2}, "back_orders_wait_for_stock"),
+        ({"on_hand": 0, "stock_value": 1}, "stock_value_valid"),
+        ({"on_hand": 2, "stock_value": -1}, "stock_value_valid"),
     ],
 )
 async def test_the_database_refuses_positions_that_break_the_invariants(
@@ -67,3 +81,18 @@ async def test_one_position_per_sku_and_location(pool: asyncpg.Pool) -> None:
     await pool.execute(insert)
     with pytest.raises(asyncpg.UniqueViolationError):
         await pool.execute(insert)
+
+
+async def test_a_reservation_must_hold_something_and_belong_to_a_position(
+    pool: asyncpg.Pool,
+) -> None:
+    insert = (
+        "INSERT INTO stock_reservation (reservation_id, sku, location, order_ref, quantity, "
+        "back_ordered, sequence) VALUES ('R', 'S', 'L', 'O', $1, $2, 1)"
+    )
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await pool.execute(insert, 1, 0)
+    await pool.execute("INSERT INTO stock_position (sku, location, version) VALUES ('S', 'L', 1)")
+    with pytest.raises(asyncpg.CheckViolationError) as caught:
+        await pool.execute(insert, 0, 0)
+    assert caught.value.constraint_name == "reservation_holds_something"

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 # Quantities are integers in the item's base unit. The upper bound keeps every sum
 # of quantities inside PostgreSQL's BIGINT and rejects absurd input early.
@@ -27,8 +27,20 @@ PositiveQuantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 NonNegativeQuantity = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
 Version = Annotated[int, Field(strict=True, ge=0)]
 PoLine = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-# Money per base unit: a JSON number or a decimal string, at most 6 decimal places.
-UnitCost = Annotated[Decimal, Field(ge=0, le=1_000_000_000_000, decimal_places=6)]
+# Money per base unit: a JSON number or a decimal string, at most 6 decimal places. The
+# JSON Schema is spelled out: pydantic's own for Decimal changes between its releases.
+UnitCost = Annotated[
+    Decimal,
+    Field(ge=0, le=1_000_000_000_000, decimal_places=6),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 1_000_000_000_000},
+                {"type": "string", "pattern": r"^\d{1,13}(\.\d{1,6})?$"},
+            ]
+        }
+    ),
+]
 
 
 class AdjustmentReason(StrEnum):

@@ -139,7 +139,9 @@ def _diagnose(raw: bytes, exc: ValidationError) -> Decoded:
         field_errors=_field_errors(exc),
         occurred_at=_optional_datetime(data.get("occurred_at")),
         sku=_optional_str(data.get("sku")),
-        location=_optional_str(data.get("location")),
+        location=_optional_str(
+            data.get("location") or data.get("from_location") or data.get("code")
+        ),
     )
 
 

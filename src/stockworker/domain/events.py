@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, WithJsonSchema
 
 from stockworker.domain.commands import AnyCommand, PositionCommand, TransferStock
 from stockworker.domain.outcome import (
@@ -34,6 +34,10 @@ def event_id(command_id: UUID, kind: str) -> UUID:
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{kind}")
 
 
+# Money in events: a decimal string (exact, unlike a JSON number), e.g. "12.500000".
+Money = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$"})]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,14 +57,14 @@ class Deltas(_Model):
     picked: int
     on_order: int
     back_ordered: int
-    stock_value: Decimal
+    stock_value: Money
 
 
 class Valuation(_Model):
     """Moving-average cost per base unit and the value of on_hand (decimal strings)."""
 
-    unit_cost: Decimal
-    stock_value: Decimal
+    unit_cost: Money
+    stock_value: Money
 
 
 class Settings(_Model):
@@ -150,8 +154,8 @@ class PurchaseOrderLineChanged(_Model):
     ordered_quantity: int
     received_quantity: int
     open_quantity: int
-    unit_cost: Decimal
-    received_value: Decimal
+    unit_cost: Money
+    received_value: Money
     supplier: str | None
     expected_date: date | None
     version: int
