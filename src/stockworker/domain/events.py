@@ -218,8 +218,10 @@ def suggested_order_quantity(position: Position) -> int:
     return max(position.reorder_quantity, shortfall, 0)
 
 
+# The hot path builds events with model_construct: every value comes from validated
+# commands and checked positions, so pydantic's validation would only cost time.
 def _cause(command: AnyCommand, reason: str | None) -> Cause:
-    return Cause(
+    return Cause.model_construct(
         command_id=command.command_id,
         command_type=command.type,
         reason=reason,
@@ -232,14 +234,14 @@ def _cause(command: AnyCommand, reason: str | None) -> Cause:
 
 def stock_changed(command: AnyCommand, change: PositionChange) -> StockChanged:
     before, after = change.before, change.after
-    return StockChanged(
+    return StockChanged.model_construct(
         event_id=event_id(command.command_id, f"changed/{after.sku}/{after.location}"),
         occurred_at=command.occurred_at,
         sku=after.sku,
         location=after.location,
         version=after.version,
         cause=_cause(command, change.reason),
-        deltas=Deltas(
+        deltas=Deltas.model_construct(
             on_hand=after.on_hand - before.on_hand,
             reserved=after.reserved - before.reserved,
             picked=after.picked - before.picked,
@@ -247,7 +249,7 @@ def stock_changed(command: AnyCommand, change: PositionChange) -> StockChanged:
             back_ordered=after.back_ordered - before.back_ordered,
             stock_value=after.stock_value - before.stock_value,
         ),
-        quantities=Quantities(
+        quantities=Quantities.model_construct(
             on_hand=after.on_hand,
             reserved=after.reserved,
             picked=after.picked,
@@ -255,8 +257,10 @@ def stock_changed(command: AnyCommand, change: PositionChange) -> StockChanged:
             back_ordered=after.back_ordered,
             available=after.available,
         ),
-        valuation=Valuation(unit_cost=after.unit_cost, stock_value=after.stock_value),
-        settings=Settings(
+        valuation=Valuation.model_construct(
+            unit_cost=after.unit_cost, stock_value=after.stock_value
+        ),
+        settings=Settings.model_construct(
             min_quantity=after.min_quantity,
             max_quantity=after.max_quantity,
             low_stock_threshold=after.low_stock_threshold,
@@ -297,7 +301,7 @@ def _low_stock_events(command: AnyCommand, change: PositionChange) -> list[Stock
 
 def _po_line_changed(command: AnyCommand, change: PoLineChange) -> PurchaseOrderLineChanged:
     line = change.after
-    return PurchaseOrderLineChanged(
+    return PurchaseOrderLineChanged.model_construct(
         event_id=event_id(command.command_id, f"po-line/{line.po_number}/{line.po_line}"),
         occurred_at=command.occurred_at,
         po_number=line.po_number,
@@ -371,10 +375,12 @@ def outcome_events(command: AnyCommand, decision: Decision) -> tuple[ResultEvent
             [],
         )
     versions = tuple(
-        PositionVersion(sku=c.after.sku, location=c.after.location, version=c.after.version)
+        PositionVersion.model_construct(
+            sku=c.after.sku, location=c.after.location, version=c.after.version
+        )
         for c in decision.positions
     )
-    accepted = CommandAccepted(
+    accepted = CommandAccepted.model_construct(
         event_id=event_id(command.command_id, "result"),
         occurred_at=command.occurred_at,
         command_id=command.command_id,
