@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def build_relay(settings: Settings) -> OutboxRelay:
     return OutboxRelay(
         settings.database_url,
-        settings.kafka_bootstrap_servers,
+        settings.kafka(),
         batch_size=settings.relay_batch_size,
         retry_max_seconds=settings.retry_max_seconds,
     )

@@ -25,7 +25,7 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     from stockworker.service.topics import Topics
 
     topics = Topics(settings.topic_prefix)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, topics, args.partitions))
+    asyncio.run(ensure_topics(settings.kafka(), topics, args.partitions))
     print("topics ready: " + ", ".join(topics.all()))
     return 0
 

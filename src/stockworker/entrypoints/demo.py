@@ -75,11 +75,11 @@ async def run_demo(settings: Settings, timeout_seconds: float = 60.0) -> int:
         topics.low_stock,
         topics.results,
         topics.dead_letters,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka().client_options(),
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    producer = AIOKafkaProducer(**settings.kafka().client_options())
     await consumer.start()
     await producer.start()
     try:

@@ -36,7 +36,10 @@ def create_app(settings: Settings) -> FastStream:
     topics = Topics(settings.topic_prefix)
     # Per-batch "Received"/"Processed" lines only at DEBUG: at thousands of commands a
     # second they would drown the log.
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
+    kafka = settings.kafka()
+    broker = KafkaBroker(
+        kafka.bootstrap_servers, security=kafka.security(), logger=log, log_level=logging.DEBUG
+    )
     state: dict[str, Runtime] = {}
 
     subscriber = broker.subscriber(

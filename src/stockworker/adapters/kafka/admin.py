@@ -7,13 +7,14 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from stockworker.adapters.kafka.connection import KafkaConnection, as_connection
 from stockworker.service.topics import Topics
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Topics, partitions: int = 6, replication: int = 1
+    kafka: KafkaConnection | str, topics: Topics, partitions: int = 6, replication: int = 1
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**as_connection(kafka).client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

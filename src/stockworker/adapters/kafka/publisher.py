@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from stockworker.adapters.kafka.connection import KafkaConnection, as_connection
 from stockworker.service.ports import OutboxMessage
 
 
@@ -17,9 +18,9 @@ class KafkaPublisher:
     the producer's own retries, which per-SKU event order relies on.
     """
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, kafka: KafkaConnection | str) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            **as_connection(kafka).client_options(),
             enable_idempotence=True,
             acks="all",
             linger_ms=5,

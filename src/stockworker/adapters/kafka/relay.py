@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from stockworker.adapters.kafka.connection import KafkaConnection
 from stockworker.adapters.kafka.publisher import KafkaPublisher
 from stockworker.adapters.postgres.outbox import OutboxStore
 from stockworker.adapters.postgres.unit_of_work import OUTBOX_CHANNEL
@@ -26,13 +27,13 @@ class OutboxRelay:
     def __init__(
         self,
         database_url: str,
-        bootstrap_servers: str,
+        kafka: KafkaConnection | str,
         batch_size: int = 2000,
         idle_poll_seconds: float = 1.0,
         retry_max_seconds: float = 10.0,
     ) -> None:
         self._database_url = database_url
-        self._bootstrap_servers = bootstrap_servers
+        self._kafka = kafka
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
         self._retry_max_seconds = retry_max_seconds
@@ -60,7 +61,7 @@ class OutboxRelay:
 
     async def _run_once(self) -> None:
         conn = await asyncpg.connect(self._database_url)
-        publisher = KafkaPublisher(self._bootstrap_servers)
+        publisher = KafkaPublisher(self._kafka)
         try:
             store = OutboxStore(conn)
             while not await store.try_lead():
