@@ -15,6 +15,7 @@ from stockworker.adapters.kafka.command_consumer import CommandConsumer
 from stockworker.adapters.kafka.relay import OutboxRelay
 from stockworker.adapters.postgres.errors import is_transient
 from stockworker.adapters.postgres.pool import create_pool
+from stockworker.adapters.postgres.retention import RetentionSweeper
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockworker.config import Settings
 from stockworker.domain.decide import Policy
@@ -42,6 +43,7 @@ class Runtime:
     consumer: CommandConsumer
     relay: OutboxRelay | None
     expiry: ReservationExpiry
+    retention: RetentionSweeper
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     def start_background(self) -> None:
@@ -49,10 +51,12 @@ class Runtime:
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self._tasks.append(asyncio.create_task(self.expiry.run(), name="reservation-expiry"))
+        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
 
     async def close(self) -> None:
         """Stop expiry, then the relay (it flushes what is committed); close the pool."""
         self.expiry.stop()
+        self.retention.stop()
         if self.relay is not None:
             self.relay.stop()
         for task in self._tasks:
@@ -92,4 +96,10 @@ async def build_runtime(settings: Settings) -> Runtime:
         retry_max_seconds=settings.retry_max_seconds,
     )
     relay = build_relay(settings) if settings.run_relay else None
-    return Runtime(pool=pool, consumer=consumer, relay=relay, expiry=expiry)
+    retention = RetentionSweeper(
+        pool,
+        inbox_seconds=settings.inbox_retention_hours * 3600,
+        outbox_seconds=settings.outbox_retention_hours * 3600,
+        interval_seconds=settings.retention_interval_seconds,
+    )
+    return Runtime(pool, consumer, relay, expiry, retention)

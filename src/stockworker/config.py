@@ -49,6 +49,10 @@ class Settings:
     over_receipt_tolerance_percent: float = 0.0
     # How often the worker looks for reservations whose expires_at has passed.
     expiry_interval_seconds: float = 5.0
+    # Inbox rows must outlive any redelivery of their command (Kafka retention, replays).
+    inbox_retention_hours: float = 168.0
+    outbox_retention_hours: float = 24.0
+    retention_interval_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

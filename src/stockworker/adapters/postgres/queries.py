@@ -201,6 +201,25 @@ LIMIT $1
 
 MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
 
+# Retention, in bounded chunks so no sweep holds long locks or a huge transaction.
+DELETE_OLD_INBOX = """
+DELETE FROM processed_command WHERE command_id IN (
+    SELECT command_id FROM processed_command
+    WHERE processed_at < now() - make_interval(secs => $1)
+    LIMIT $2)
+"""
+
+DELETE_OLD_OUTBOX = """
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox
+    WHERE published_at < now() - make_interval(secs => $1)
+    ORDER BY id
+    LIMIT $2)
+"""
+
+# Only one worker sweeps old rows at a time (released at commit).
+TRY_RETENTION_LEADERSHIP = "SELECT pg_try_advisory_xact_lock(7372022)"
+
 TRY_RELAY_LEADERSHIP = "SELECT pg_try_advisory_lock($1)"
 
 CREATE_MIGRATIONS_TABLE = """
