@@ -4,10 +4,11 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 SW="$BIN/stockworker"
-"$SW" migrate
+"$SW" migrate --grant-to stockworker_app   # as the schema owner
 "$SW" topics
 mkdir -p .services
-"$SW" worker >.services/demo-worker.log 2>&1 &
+# The worker connects as the app role: data privileges only, no DDL.
+DATABASE_URL="$STOCKWORKER_APP_DATABASE_URL" "$SW" worker >.services/demo-worker.log 2>&1 &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT
 status=0

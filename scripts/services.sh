@@ -19,6 +19,9 @@ PG_PORT="${STOCKWORKER_PG_PORT:-5432}"
 PG_USER=stockworker
 PG_PASSWORD=stockworker
 PG_DB=stockworker
+# Local development credentials only; production takes its DSNs from the environment.
+PG_APP_USER=stockworker_app
+PG_APP_PASSWORD=app-local-secret
 
 log() { echo "[services] $*" >&2; }
 
@@ -84,6 +87,11 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_USER') THEN
     CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
   END IF;
+  -- The worker's role: reads and writes data, owns nothing, changes no schema.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_APP_USER') THEN
+    CREATE ROLE $PG_APP_USER LOGIN;
+  END IF;
+  ALTER ROLE $PG_APP_USER PASSWORD '$PG_APP_PASSWORD';
 END
 \$\$;
 SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
@@ -159,6 +167,7 @@ stop_kafka() {
 print_env() {
   echo "export DATABASE_URL=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
   echo "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+  echo "export STOCKWORKER_APP_DATABASE_URL=postgresql://$PG_APP_USER:$PG_APP_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
 }
 
 case "${1:-start}" in

@@ -12,6 +12,7 @@ prefix and consumer group, so tests never see each other's data.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -34,8 +36,41 @@ TEMPLATE_DB = "stockworker_test_template"
 
 @dataclass(frozen=True)
 class Services:
-    database_url: str
+    database_url: str  # the schema owner's: creates databases, runs migrations
     kafka_bootstrap_servers: str
+    # The worker's role (data privileges only), when the environment has one.
+    app_database_url: str | None = None
+
+    @property
+    def app_role(self) -> str | None:
+        return urlsplit(self.app_database_url).username if self.app_database_url else None
+
+
+_APP_CREDENTIALS: dict[str, str] = {}
+
+
+def worker_dsn(database_url: str) -> str:
+    """The DSN a worker process uses for a test database: the app role where there is one."""
+    if not _APP_CREDENTIALS:
+        return database_url
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{_APP_CREDENTIALS['user']}:{_APP_CREDENTIALS['password']}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _remember_app_role(services: Services) -> None:
+    if services.app_database_url:
+        parts = urlsplit(services.app_database_url)
+        _APP_CREDENTIALS.update(user=parts.username or "", password=parts.password or "")
+
+
+async def _create_app_role(superuser_url: str) -> None:
+    conn = await asyncpg.connect(superuser_url)
+    try:
+        await conn.execute("CREATE ROLE stockworker_app LOGIN PASSWORD 'app-local-secret'")
+    finally:
+        await conn.close()
 
 
 def _docker_available() -> bool:
@@ -57,7 +92,11 @@ def _containers() -> Iterator[Services]:
         PostgresContainer("postgres:16", driver=None) as pg,
         KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as kafka,
     ):
-        yield Services(pg.get_connection_url(), kafka.get_bootstrap_server())
+        url = pg.get_connection_url()
+        asyncio.run(_create_app_role(url))
+        host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+        app = urlunsplit(urlsplit(url)._replace(netloc=f"stockworker_app:app-local-secret@{host}"))
+        yield Services(url, kafka.get_bootstrap_server(), app)
 
 
 def _local() -> Services:
@@ -68,7 +107,11 @@ def _local() -> Services:
     values = dict(
         line.removeprefix("export ").split("=", 1) for line in env.splitlines() if "=" in line
     )
-    return Services(values["DATABASE_URL"], values["KAFKA_BOOTSTRAP_SERVERS"])
+    return Services(
+        values["DATABASE_URL"],
+        values["KAFKA_BOOTSTRAP_SERVERS"],
+        values.get("STOCKWORKER_APP_DATABASE_URL"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -76,12 +119,17 @@ def services() -> Iterator[Services]:
     database_url = os.environ.get("DATABASE_URL")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if database_url and bootstrap:
-        yield Services(database_url, bootstrap)
+        found = Services(database_url, bootstrap, os.environ.get("STOCKWORKER_APP_DATABASE_URL"))
+        _remember_app_role(found)
+        yield found
     elif _docker_available():
         with _containers() as found:
+            _remember_app_role(found)
             yield found
     else:
-        yield _local()
+        found = _local()
+        _remember_app_role(found)
+        yield found
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +137,7 @@ async def template_database(services: Services) -> str:
     """A database with every migration applied, cloned by each test."""
     await drop_database(services.database_url, TEMPLATE_DB)
     url = await create_database(services.database_url, TEMPLATE_DB)
-    await migrate(url)
+    await migrate(url, grant_to=services.app_role)
     return url
 
 

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from stockworker.service.topics import Topics
+from tests.support.services import worker_dsn
 
 
 class WorkerProcess:
@@ -25,7 +26,8 @@ class WorkerProcess:
     ) -> None:
         self.env = {
             **os.environ,
-            "DATABASE_URL": database_url,
+            # The worker connects as the app role (data only), as in production.
+            "DATABASE_URL": worker_dsn(database_url),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
             "STOCKWORKER_TOPIC_PREFIX": topics.prefix,
             "STOCKWORKER_GROUP_ID": group_id or f"test-{uuid.uuid4().hex[:8]}",

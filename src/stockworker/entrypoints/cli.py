@@ -12,11 +12,13 @@ from datetime import datetime
 from stockworker.config import Settings
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from stockworker.adapters.postgres.migrations import migrate
 
-    applied = asyncio.run(migrate(settings.database_url))
+    applied = asyncio.run(migrate(settings.database_url, grant_to=args.grant_to))
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    if args.grant_to:
+        print(f"role {args.grant_to} may read and write the tables (and change no schema)")
     return 0
 
 
@@ -107,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text)
         if name == "topics":
             p.add_argument("--partitions", type=int, default=6)
+        if name == "migrate":
+            p.add_argument(
+                "--grant-to",
+                metavar="ROLE",
+                help="the worker's database role: give it data privileges only",
+            )
         if name == "as-of":
             p.add_argument("sku")
             p.add_argument("location")

@@ -23,7 +23,7 @@ def demo_commands(run: str) -> list[dict[str, Any]]:
         base = {"command_id": str(uuid.uuid4()), "occurred_at": now, "sku": sku, "location": loc}
         return {"type": type_, **base, **fields}
 
-    receive = cmd("ReceivePOItem", po_number="PO-100", po_line=1, quantity=20, unit_cost=4.5)
+    receive = cmd("ReceivePOItem", po_number=f"PO-{sku}-1", po_line=1, quantity=20, unit_cost=4.5)
     return [
         cmd(
             "ConfigureStockItem",
@@ -41,7 +41,7 @@ def demo_commands(run: str) -> list[dict[str, Any]]:
         cmd("ShipStock", quantity=1, order_ref="SO-9"),  # rejected: nothing picked for SO-9
         receive,  # a duplicate: applied once, same result again
         cmd("AdjustInventory", delta=-1, reason="DAMAGE"),
-        cmd("ReceivePOItem", po_number="PO-101", po_line=1, quantity=12, unit_cost=4.4),
+        cmd("ReceivePOItem", po_number=f"PO-{sku}-2", po_line=1, quantity=12, unit_cost=4.4),
     ]
 
 

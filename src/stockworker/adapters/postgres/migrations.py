@@ -25,8 +25,12 @@ def available_migrations() -> list[Migration]:
     return [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply every migration not applied yet; return the versions applied now."""
+async def migrate(dsn: str, grant_to: str | None = None) -> list[str]:
+    """Apply every migration not applied yet; return the versions applied now.
+
+    With `grant_to`, that role (the worker's) may then read and write every table and
+    use every sequence, and nothing more: it cannot create, alter or drop anything.
+    """
     conn = await asyncpg.connect(dsn)
     try:
         applied_now = []
@@ -40,6 +44,9 @@ async def migrate(dsn: str) -> list[str]:
                 await conn.execute(migration.sql)
                 await conn.execute(queries.RECORD_MIGRATION, migration.version)
                 applied_now.append(migration.version)
+            if grant_to is not None:
+                for statement in await conn.fetchval(queries.WORKER_GRANTS, grant_to):
+                    await conn.execute(statement)
         return applied_now
     finally:
         await conn.close()

@@ -233,5 +233,16 @@ APPLIED_MIGRATIONS = "SELECT version FROM schema_migration"
 
 RECORD_MIGRATION = "INSERT INTO schema_migration (version) VALUES ($1)"
 
+# The worker role's privileges: data only. Role names cannot be bind parameters, so the
+# statements are built by PostgreSQL's format() with %I (identifier quoting).
+WORKER_GRANTS = """
+SELECT ARRAY[
+    'REVOKE CREATE ON SCHEMA public FROM PUBLIC',
+    format('GRANT USAGE ON SCHEMA public TO %I', $1::text),
+    format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text),
+    format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)
+]
+"""
+
 # Serialises concurrent `migrate` runs.
 MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(7372019)"
