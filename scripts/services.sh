@@ -182,13 +182,22 @@ case "${1:-start}" in
     ver="$(pg_version)"
     [ -n "$ver" ] && pg_ctlcluster "$ver" main stop 2>/dev/null || true
     ;;
+  # One service at a time, for the fault tests (tests/faults) and for drills.
+  stop-postgres)
+    ver="$(pg_version)"
+    pg_ctlcluster "$ver" main stop -m fast
+    log "PostgreSQL stopped"
+    ;;
+  start-postgres) start_postgres ;;
+  stop-kafka) stop_kafka ;;
+  start-kafka) start_kafka ;;
   status)
     pg_isready -h 127.0.0.1 -p "$PG_PORT" || true
     if port_open "$KAFKA_PORT"; then echo "Kafka: listening on $KAFKA_PORT"; else echo "Kafka: down"; fi
     ;;
   env) print_env ;;
   *)
-    echo "usage: $0 start|stop|status|env" >&2
+    echo "usage: $0 start|stop|status|env|stop-postgres|start-postgres|stop-kafka|start-kafka" >&2
     exit 2
     ;;
 esac

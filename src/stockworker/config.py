@@ -53,6 +53,8 @@ class Settings:
     inbox_retention_hours: float = 168.0
     outbox_retention_hours: float = 24.0
     retention_interval_seconds: float = 60.0
+    # On SIGTERM: how long the batch in hand may take to finish and commit.
+    shutdown_grace_seconds: float = 25.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

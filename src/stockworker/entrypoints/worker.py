@@ -37,8 +37,14 @@ def create_app(settings: Settings) -> FastStream:
     # Per-batch "Received"/"Processed" lines only at DEBUG: at thousands of commands a
     # second they would drown the log.
     kafka = settings.kafka()
+    # graceful_timeout: on shutdown the broker waits this long for the batch in hand, so
+    # it is finished and its offsets committed rather than redone after the restart.
     broker = KafkaBroker(
-        kafka.bootstrap_servers, security=kafka.security(), logger=log, log_level=logging.DEBUG
+        kafka.bootstrap_servers,
+        security=kafka.security(),
+        graceful_timeout=settings.shutdown_grace_seconds,
+        logger=log,
+        log_level=logging.DEBUG,
     )
     state: dict[str, Runtime] = {}
 

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from stockworker.faults import crash_point
 from stockworker.service.command_batch import BatchReport, CommandBatchService
 from stockworker.service.ports import InboundRecord
 
@@ -80,6 +81,7 @@ class CommandConsumer:
             self._rewind(records, consumer)
             return
         self.total += report
+        crash_point("after-db-commit")
         await self._commit(next_offsets(records), consumer)
 
     async def _process_with_retry(self, records: list[InboundRecord]) -> BatchReport | None:

@@ -19,6 +19,7 @@ from stockworker.adapters.kafka.connection import KafkaConnection
 from stockworker.adapters.kafka.publisher import KafkaPublisher
 from stockworker.adapters.postgres.outbox import OutboxStore
 from stockworker.adapters.postgres.unit_of_work import OUTBOX_CHANNEL
+from stockworker.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class OutboxRelay:
         if not pending:
             return 0
         await publisher.publish([p.message for p in pending])
+        crash_point("relay-after-publish")
         await store.mark_published([p.id for p in pending])
         self.published += len(pending)
         return len(pending)
