@@ -19,10 +19,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 # of quantities inside PostgreSQL's BIGINT and rejects absurd input early.
 MAX_QUANTITY = 1_000_000_000_000
 
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-LocationCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
-Reference = Annotated[str, Field(min_length=1, max_length=100)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# Text never holds control characters (PostgreSQL refuses NUL, logs and UIs choke on
+# the rest); codes also have no surrounding spaces.
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
+_CODE = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=_CODE)]
+LocationCode = Annotated[str, Field(min_length=1, max_length=64, pattern=_CODE)]
+Reference = Annotated[str, Field(min_length=1, max_length=100, pattern=_TEXT)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
 PositiveQuantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 NonNegativeQuantity = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
 Version = Annotated[int, Field(strict=True, ge=0)]
@@ -78,8 +82,8 @@ class ConfigureStockItem(PositionCommand):
     max_quantity: NonNegativeQuantity
     low_stock_threshold: NonNegativeQuantity
     reorder_quantity: NonNegativeQuantity = 0
-    bin: Annotated[str, Field(max_length=50)] | None = None
-    preferred_supplier: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    bin: Annotated[str, Field(max_length=50, pattern=_TEXT)] | None = None
+    preferred_supplier: Reference | None = None
 
 
 class OrderPOItem(PositionCommand):
@@ -90,7 +94,7 @@ class OrderPOItem(PositionCommand):
     po_line: PoLine
     quantity: PositiveQuantity
     unit_cost: UnitCost
-    supplier: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    supplier: Reference | None = None
     expected_date: date | None = None
 
 
@@ -220,7 +224,7 @@ class ConfigureItem(_Base):
     type: Literal["ConfigureItem"] = "ConfigureItem"
     sku: Sku
     name: Name
-    base_unit: Annotated[str, Field(min_length=1, max_length=20)] = "EA"
+    base_unit: Annotated[str, Field(min_length=1, max_length=20, pattern=_CODE)] = "EA"
     active: bool = True
 
 

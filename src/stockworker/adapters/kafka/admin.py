@@ -12,8 +12,13 @@ from stockworker.service.topics import Topics
 
 
 async def ensure_topics(
-    kafka: KafkaConnection | str, topics: Topics, partitions: int = 6, replication: int = 1
+    kafka: KafkaConnection | str,
+    topics: Topics,
+    partitions: int = 6,
+    replication: int = 1,
+    commands_max_message_bytes: int | None = None,
 ) -> None:
+    """Create the missing topics; optionally let the commands topic take larger records."""
     admin = AIOKafkaAdminClient(**as_connection(kafka).client_options())
     await admin.start()
     try:
@@ -23,7 +28,16 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
-                        NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                        NewTopic(
+                            t,
+                            num_partitions=partitions,
+                            replication_factor=replication,
+                            topic_configs=(
+                                {"max.message.bytes": str(commands_max_message_bytes)}
+                                if t == topics.commands and commands_max_message_bytes
+                                else {}
+                            ),
+                        )
                         for t in missing
                     ]
                 )
