@@ -4,8 +4,6 @@ import pytest
 
 from tests.faults.harness import REPORT, profile
 
-pytestmark = pytest.mark.faults
-
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not REPORT:
