@@ -148,17 +148,19 @@ PROPS
     -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
     >"$KAFKA_DIR/kafka.log" 2>&1 </dev/null &
   echo $! >"$KAFKA_DIR/kafka.pid"
-  wait_port "$KAFKA_PORT" 90 Kafka || { tail -n 30 "$KAFKA_DIR/kafka.log" >&2; return 1; }
+  wait_port "$KAFKA_PORT" 300 Kafka || { tail -n 30 "$KAFKA_DIR/kafka.log" >&2; return 1; }
 }
 
 stop_kafka() {
   if [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null; then
     kill "$(cat "$KAFKA_DIR/kafka.pid")"
     local i
-    for ((i = 0; i < 60; i++)); do
+    for ((i = 0; i < 240; i++)); do
       kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null || break
       sleep 0.5
     done
+    # Never leave a half-stopped broker holding the data directory's lock.
+    kill -9 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null || true
     rm -f "$KAFKA_DIR/kafka.pid"
     log "Kafka stopped"
   fi

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stockworker.adapters.kafka.admin import ensure_topics
+from stockworker.adapters.kafka.admin import delete_topics, ensure_topics
 from stockworker.service.topics import Topics
 from tests.faults.harness import verify
 from tests.support.builders import command, encode
@@ -117,6 +117,7 @@ async def test_every_hostile_record_gets_a_specific_reason_and_the_partition_mov
     finally:
         await producer.stop()
         worker.stop()
+        await delete_topics(services.kafka_bootstrap_servers, topics)
 
     results = events.results()
     dead = {r.key: r for r in events.on(topics.dead_letters)}

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from stockworker.adapters.kafka.admin import ensure_topics
+from stockworker.adapters.kafka.admin import delete_topics, ensure_topics
 from stockworker.adapters.postgres.databases import create_database, drop_database
 from stockworker.adapters.postgres.migrations import migrate
 from stockworker.service.topics import Topics
@@ -157,8 +157,11 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def topics(services: Services) -> Topics:
-    """Fresh topics for one test (6 partitions each)."""
+async def topics(services: Services) -> AsyncIterator[Topics]:
+    """Fresh topics for one test (6 partitions each), deleted afterwards: thousands of
+    leftover partitions would make every broker restart (fault tests) slow."""
     topics = Topics(prefix=f"test-{uuid.uuid4().hex[:10]}.")
     await ensure_topics(services.kafka_bootstrap_servers, topics, partitions=6)
-    return topics
+    yield topics
+    with contextlib.suppress(Exception):
+        await delete_topics(services.kafka_bootstrap_servers, topics)
