@@ -152,6 +152,12 @@ PROPS
 }
 
 stop_kafka() {
+  if [ ! -f "$KAFKA_DIR/kafka.pid" ] && port_open "$KAFKA_PORT"; then
+    # Started from another checkout: find the broker by its command line.
+    mkdir -p "$KAFKA_DIR"
+    pgrep -f "kafka\.Kafka .*server\.properties" | head -n 1 >"$KAFKA_DIR/kafka.pid" || true
+    [ -s "$KAFKA_DIR/kafka.pid" ] || rm -f "$KAFKA_DIR/kafka.pid"
+  fi
   if [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null; then
     kill "$(cat "$KAFKA_DIR/kafka.pid")"
     local i

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -58,8 +59,13 @@ def profile() -> Profile:
 
 
 def services_script(action: str) -> None:
-    """Stop or start one local service (scripts/services.sh)."""
+    """Stop or start one local service (scripts/services.sh); a stop must really stop it."""
     subprocess.run([str(ROOT / "scripts" / "services.sh"), action], check=True)
+    ports = {"stop-postgres": 5432, "stop-kafka": 9092}
+    if action in ports:
+        with socket.socket() as s:
+            s.settimeout(1)
+            assert s.connect_ex(("127.0.0.1", ports[action])) != 0, f"{action} left it running"
 
 
 @dataclass
