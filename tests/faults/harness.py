@@ -15,7 +15,6 @@ import socket
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +215,3 @@ async def verify(
     summary.seconds = time.monotonic() - started
     record(summary)
     return summary
-
-
-Driver = Callable[[], Awaitable[None]]
