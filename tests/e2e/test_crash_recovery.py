@@ -14,7 +14,7 @@ import pytest
 
 from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.service.topics import Topics
-from tests.support.kafka_io import EventCollector, command_message, publish
+from tests.support.kafka_io import EventCollector, apply_commands, command_message, publish
 from tests.support.reference import ReferenceModel, observed
 from tests.support.services import Services
 from tests.support.streams import mixed_stream, setup_stream
@@ -28,15 +28,6 @@ SKUS = [f"CRASH-{i:03d}" for i in range(60)]
 
 def stream(seed: int) -> list[dict[str, Any]]:
     return mixed_stream(seed, COMMANDS, SKUS)
-
-
-async def apply_setup(
-    bootstrap: str, topics: Topics, events: EventCollector, setup: list[dict[str, Any]]
-) -> None:
-    """Configure the locations first: transfers on every partition depend on them."""
-    await publish(bootstrap, topics.commands, [command_message(b) for b in setup])
-    ids = {b["command_id"] for b in setup}
-    await events.until(lambda c: ids <= set(c.results()), 60)
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
@@ -55,7 +46,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
     kills = 0
     try:
         async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
-            await apply_setup(services.kafka_bootstrap_servers, topics, events, setup)
+            await apply_commands(services.kafka_bootstrap_servers, topics, events, setup)
 
             async def feed() -> None:
                 for start in range(0, COMMANDS, 300):
@@ -145,7 +136,7 @@ async def test_two_workers_share_the_partitions_and_agree_with_the_reference(
     workers[0].start()
     try:
         async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
-            await apply_setup(services.kafka_bootstrap_servers, topics, events, setup)
+            await apply_commands(services.kafka_bootstrap_servers, topics, events, setup)
             await publish(
                 services.kafka_bootstrap_servers,
                 topics.commands,

@@ -18,7 +18,7 @@ from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.domain.position import Position
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
-from tests.support.kafka_io import EventCollector, command_message, publish
+from tests.support.kafka_io import EventCollector, apply_commands, command_message, publish
 from tests.support.services import Services
 from tests.support.worker_process import WorkerProcess, wait_for
 
@@ -35,11 +35,7 @@ async def apply(
     services: Services, topics: Topics, events: EventCollector, *bodies: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Send commands and wait for their results; return the results in order."""
-    await send(services, topics, *bodies)
-    ids = [b["command_id"] for b in bodies]
-    await events.until(lambda c: set(ids) <= set(c.results()))
-    results = events.results()
-    return [results[i] for i in ids]
+    return await apply_commands(services.kafka_bootstrap_servers, topics, events, bodies)
 
 
 async def positions(database_url: str) -> dict[tuple[str, str], Position]:

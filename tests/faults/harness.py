@@ -24,7 +24,7 @@ import asyncpg
 from stockworker.adapters.postgres.ledger import check_ledger
 from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.service.topics import Topics
-from tests.support.kafka_io import EventCollector, command_message, publish
+from tests.support.kafka_io import EventCollector, apply_commands, command_message, publish
 from tests.support.reference import ReferenceModel, observed
 from tests.support.services import ROOT
 
@@ -136,9 +136,17 @@ async def apply_setup(
     bootstrap: str, topics: Topics, events: EventCollector, setup: list[dict[str, Any]]
 ) -> None:
     """Configure the locations before the stream: transfers on every partition need them."""
-    await publish(bootstrap, topics.commands, [command_message(b) for b in setup])
-    wanted = {b["command_id"] for b in setup}
-    await events.until(lambda c: wanted <= set(c.results()), 120)
+    await apply_commands(bootstrap, topics, events, setup, within=120)
+
+
+async def unpublished(database_url: str) -> int:
+    """Outbox rows committed but not yet published."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        count: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return count
+    finally:
+        await conn.close()
 
 
 async def wait_for_results(

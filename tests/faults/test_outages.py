@@ -7,7 +7,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from stockworker.service.topics import Topics
@@ -16,6 +15,7 @@ from tests.faults.harness import (
     feed,
     profile,
     services_script,
+    unpublished,
     verify,
     wait_for_results,
 )
@@ -96,24 +96,14 @@ async def test_kafka_down_under_load_reconnects_and_drains_in_order(
             try:
                 await asyncio.sleep(p.kafka_outage_seconds)
                 assert worker.alive(), worker.logs()[-2000:]
-                conn = await asyncpg.connect(database_url)
-                try:
-                    backlog = await conn.fetchval(
-                        "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-                    )
-                finally:
-                    await conn.close()
+                backlog = await unpublished(database_url)
             finally:
                 services_script("start-kafka")
             await wait_for_results(events, setup + bodies, 600)
         assert worker.alive()
     finally:
         assert worker.stop() == 0
-    conn = await asyncpg.connect(database_url)
-    try:
-        left = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-    finally:
-        await conn.close()
+    left = await unpublished(database_url)
     summary = await verify(
         "kafka-outage", topics, events, database_url, setup + bodies, reference, faults, started
     )

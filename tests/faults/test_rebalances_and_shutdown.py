@@ -10,11 +10,17 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from stockworker.service.topics import Topics
-from tests.faults.harness import apply_setup, feed, profile, verify, wait_for_results
+from tests.faults.harness import (
+    apply_setup,
+    feed,
+    profile,
+    unpublished,
+    verify,
+    wait_for_results,
+)
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
@@ -113,14 +119,7 @@ async def test_sigterm_under_load_finishes_the_batch_and_leaves_nothing_to_redo(
             assert code == 0, worker.logs()[-2000:]
             assert took <= grace, took
             # The relay flushed before exit: nothing committed is left unpublished.
-            conn = await asyncpg.connect(database_url)
-            try:
-                unpublished = await conn.fetchval(
-                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-                )
-            finally:
-                await conn.close()
-            assert unpublished == 0
+            assert await unpublished(database_url) == 0
             first_run = worker.logs()
             worker.start()
             await wait_for_results(events, setup + bodies, 300)

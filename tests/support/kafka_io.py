@@ -122,3 +122,19 @@ class EventCollector:
 
     def counts(self) -> dict[str, int]:
         return {t: len(self.on(t)) for t in self.topics.all()}
+
+
+async def apply_commands(
+    bootstrap: str,
+    topics: Topics,
+    events: EventCollector,
+    bodies: Sequence[dict[str, Any]],
+    within: float = 60,
+) -> list[dict[str, Any]]:
+    """Publish commands (keyed as upstream keys them), wait for their results, return
+    those results in the commands' order."""
+    await publish(bootstrap, topics.commands, [command_message(b) for b in bodies])
+    ids = [b["command_id"] for b in bodies]
+    await events.until(lambda c: set(ids) <= set(c.results()), within)
+    results = events.results()
+    return [results[i] for i in ids]
