@@ -56,11 +56,7 @@ class FakeUnitOfWork:
         for changes in self._changes:
             for _, p in changes.positions:
                 p.check_invariants()  # the database's CHECK constraints
-                for reservation_id in list(state.reservation_owners):
-                    if state.reservation_owners[reservation_id] == p.key:
-                        del state.reservation_owners[reservation_id]
-                state.reservation_owners.update(dict.fromkeys(p.reservations, p.key))
-                state.positions[p.key] = p
+                state.put_position(p)
             state.po_lines.update({line.key: line for line in changes.po_lines})
             state.locations.update({x.code: x for x in changes.locations})
             state.items.update({i.sku: i for i in changes.items})

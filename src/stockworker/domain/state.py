@@ -74,13 +74,19 @@ class StockState:
     def reservation_owner(self, reservation_id: str) -> PositionKey | None:
         return self.reservation_owners.get(reservation_id)
 
+    def put_position(self, position: Position) -> None:
+        """Store a position, keeping the owners of its reservations in step."""
+        before = self.positions.get(position.key)
+        if before is not None:
+            for reservation_id in before.reservations.keys() - position.reservations:
+                del self.reservation_owners[reservation_id]
+        for reservation_id in position.reservations:
+            self.reservation_owners[reservation_id] = position.key
+        self.positions[position.key] = position
+
     def apply(self, outcome: Outcome) -> None:
         for change in outcome.positions:
-            for reservation_id in change.before.reservations.keys() - change.after.reservations:
-                del self.reservation_owners[reservation_id]
-            for reservation_id in change.after.reservations:
-                self.reservation_owners[reservation_id] = change.after.key
-            self.positions[change.after.key] = change.after
+            self.put_position(change.after)
         if outcome.po_line is not None:
             self.po_lines[outcome.po_line.after.key] = outcome.po_line.after
         if outcome.location is not None:
