@@ -11,12 +11,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 from stockworker.domain.position import Position
 
 MILLIONTH = Decimal("0.000001")
+# A position's stock value and a purchase-order line's received value stay at most this;
+# a command that would raise one above it is refused (VALUE_LIMIT).
+VALUE_LIMIT = Decimal(10**18)
+# Digits for the money arithmetic: plenty, so every product and sum is exact and every
+# quotient is rounded once, at the 6th decimal.
+PRECISION = 100
 
 
 def _money(value: Decimal) -> Decimal:
@@ -118,6 +124,10 @@ class ReferenceModel:
     def _drop_empty(self, p: RefPosition) -> None:
         p.reservations = {k: r for k, r in p.reservations.items() if r.held or r.waiting}
 
+    @staticmethod
+    def _too_valuable(before: Decimal, after: Decimal) -> bool:
+        return after > max(VALUE_LIMIT, before)
+
     # -- commands ----------------------------------------------------------------------
     def apply(self, body: dict[str, Any]) -> bool:
         kind = body["type"]
@@ -127,7 +137,8 @@ class ReferenceModel:
             if (p.version if p else 0) != body["expected_version"]:
                 self.outcomes[body["command_id"]] = False
                 return False
-        accepted = bool(handler(body))
+        with localcontext(prec=PRECISION):
+            accepted = bool(handler(body))
         self.outcomes[body["command_id"]] = accepted
         return accepted
 
@@ -168,11 +179,16 @@ class ReferenceModel:
             allowed = line.ordered + line.ordered * self.tolerance // 100
             if line.received + b["quantity"] > allowed:
                 return False
-        self.lines[(b["po_number"], b["po_line"])] = line
         cost = _money(Decimal(str(b["unit_cost"])) * b["quantity"])
+        p = self.positions.get(key) or RefPosition()
+        if self._too_valuable(p.value, p.value + cost) or self._too_valuable(
+            line.value, line.value + cost
+        ):
+            return False
+        self.lines[(b["po_number"], b["po_line"])] = line
         line.received += b["quantity"]
         line.value += cost
-        p = self.positions.setdefault(key, RefPosition())
+        self.positions[key] = p
         p.on_hand += b["quantity"]
         p.value += cost
         self._touch(p)
@@ -306,7 +322,10 @@ class ReferenceModel:
                 if b.get("unit_cost") is not None
                 else (_money(p.value / p.on_hand) if p.on_hand else Decimal(0))
             )
-            p.value += _money(unit * (new - p.on_hand))
+            added = _money(unit * (new - p.on_hand))
+            if self._too_valuable(p.value, p.value + added):
+                return False
+            p.value += added
         else:
             p.value -= _part(p.value, p.on_hand - new, p.on_hand)
         p.on_hand = new
@@ -318,7 +337,9 @@ class ReferenceModel:
         sku, src, dst, q = b["sku"], b["from_location"], b["to_location"], b["quantity"]
         if src == dst or src not in self.locations or dst not in self.locations:
             return False
-        if self._inactive(sku, src) or self._inactive(sku, dst):
+        # Stock may leave an inactive location; it may not enter one, nor may an
+        # inactive item (the transfer adds stock at the destination).
+        if self._inactive(sku, dst):
             return False
         source = self.positions.get((sku, src))
         target = self.positions.get((sku, dst)) or RefPosition()
@@ -329,6 +350,8 @@ class ReferenceModel:
         if b.get("expected_destination_version", target.version) != target.version:
             return False
         moved = _part(source.value, q, source.on_hand)
+        if self._too_valuable(target.value, target.value + moved):
+            return False
         source.on_hand -= q
         source.value -= moved
         target.on_hand += q

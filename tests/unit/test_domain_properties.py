@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from stockworker.domain.commands import AnyCommand, Command
+from stockworker.domain.commands import MAX_QUANTITY, AnyCommand, Command
 from stockworker.domain.decide import Policy, decide
 from stockworker.domain.ledger import LedgerEntry, Quantities, ledger_entry, project
 from stockworker.domain.outcome import Outcome
@@ -184,11 +184,46 @@ commands = st.one_of(
 )
 
 
+def _scaled(body: dict[str, Any], factor: int, unit_cost: str) -> dict[str, Any]:
+    """`body` with its quantities times `factor` (at most 10^12) and another unit cost."""
+    scaled = {
+        k: (max(min(v * factor, MAX_QUANTITY), -MAX_QUANTITY) if k in _AMOUNTS and v else v)
+        for k, v in body.items()
+    }
+    return {**scaled, "unit_cost": unit_cost} if "unit_cost" in body else scaled
+
+
+_AMOUNTS = ("quantity", "delta", "counted_quantity")
+# Quantities and unit costs up to their published limits (10^12 each), so stock values
+# reach the value limit (8 x 125,000 units at 10^12 is exactly 10^18) and try to pass it;
+# on_hand stays far below the quantity limit.
+large_commands = st.builds(
+    _scaled,
+    commands,
+    st.sampled_from([1, 125_000, 125_000_000_000]),
+    st.sampled_from(["0", "0.000001", "0.333333", "999999.999999", "1000000000000"]),
+)
+
+
 @settings(max_examples=300)
 @given(st.lists(commands, min_size=25, max_size=60), st.sampled_from([0, 10]))
 def test_domain_agrees_with_the_reference_model(
     bodies: list[dict[str, Any]], tolerance: int
 ) -> None:
+    _agree(bodies, tolerance)
+
+
+@settings(max_examples=200)
+@given(st.lists(large_commands, min_size=10, max_size=40), st.sampled_from([0, 10]))
+def test_domain_agrees_with_the_reference_model_up_to_the_value_limits(
+    bodies: list[dict[str, Any]], tolerance: int
+) -> None:
+    """Every command within the published limits gets a decision, never an exception,
+    and the value limit is applied as the reference model applies it."""
+    _agree(bodies, tolerance)
+
+
+def _agree(bodies: list[dict[str, Any]], tolerance: int) -> None:
     reference = ReferenceModel(over_receipt_tolerance_percent=tolerance)
     policy = Policy(over_receipt_tolerance_percent=Decimal(tolerance))
     state = StockState()

@@ -337,6 +337,26 @@ def test_stock_can_still_leave_an_inactive_location() -> None:
     assert position(state) == (4, 0, 2, 0, 0)
 
 
+def test_stock_can_be_transferred_out_of_an_inactive_location_but_not_into_one() -> None:
+    state = with_locations(stocked(5), "WH2")
+    with_locations(state, "WH1", active=False)  # closing: its stock moves out
+    run(state, cmd("TransferStock", quantity=2))
+    assert (position(state), position(state, WH2)) == ((3, 0, 0, 0, 0), (2, 0, 0, 0, 0))
+    back = rejected(state, cmd("TransferStock", from_location="WH2", to_location="WH1"))
+    assert (back.code, back.message) == (
+        RejectionCode.LOCATION_INACTIVE,
+        "location 'WH1' is inactive",
+    )
+
+
+def test_an_inactive_item_is_not_transferred_as_that_adds_stock_at_the_destination() -> None:
+    state = run(
+        with_locations(stocked(5), "WH1", "WH2"), cmd("ConfigureItem", name="W", active=False)
+    )
+    refused = rejected(state, cmd("TransferStock", quantity=1))
+    assert refused.code is RejectionCode.ITEM_INACTIVE and "'SKU-1'" in refused.message
+
+
 def test_catalogue_versions_count_changes() -> None:
     state = with_locations(StockState(), "WH1", "WH1")
     assert state.locations["WH1"].version == 2

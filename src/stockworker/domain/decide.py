@@ -52,6 +52,7 @@ from stockworker.domain.handlers.transfers import transfer_stock
 from stockworker.domain.outcome import Decision, Rejection
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
+from stockworker.domain.valuation import money_context
 
 __all__ = ["HANDLERS", "MAX_POSITION_QUANTITY", "Policy", "decide"]
 
@@ -80,7 +81,16 @@ DEFAULT_POLICY = Policy()
 
 
 def decide(view: StockView, command: AnyCommand, policy: Policy = DEFAULT_POLICY) -> Decision:
-    """Decide one command against the current state; nothing is changed here."""
+    """Decide one command against the current state; nothing is changed here.
+
+    Money is summed and multiplied in a context wide enough to stay exact for every
+    command within the published limits (see domain/valuation.py).
+    """
+    with money_context():
+        return _decide(view, command, policy)
+
+
+def _decide(view: StockView, command: AnyCommand, policy: Policy) -> Decision:
     if not isinstance(command, PositionCommand):
         return HANDLERS[type(command)](view, command, policy)
     position = view.position(PositionKey(command.sku, command.location))

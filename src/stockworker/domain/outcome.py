@@ -36,6 +36,7 @@ class RejectionCode(StrEnum):
     PO_LINE_CLOSED = "PO_LINE_CLOSED"
     OVER_RECEIPT = "OVER_RECEIPT"
     UNRECEIVE_EXCEEDS_RECEIVED = "UNRECEIVE_EXCEEDS_RECEIVED"
+    VALUE_LIMIT = "VALUE_LIMIT"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any
 from stockworker.domain.outcome import Decision, Outcome, PositionChange, Rejection, RejectionCode
 from stockworker.domain.position import Position, Reservation
 from stockworker.domain.state import StockView
+from stockworker.domain.valuation import MAX_VALUE
 
 # The most a single quantity of a position may reach; far below BIGINT overflow.
 MAX_POSITION_QUANTITY = 1_000_000_000_000_000
@@ -60,8 +61,24 @@ def changed(
                 f"{getattr(after, name)}, above the limit of {MAX_POSITION_QUANTITY}",
                 current_version=before.version,
             )
+    # Only a rise is refused: a position stored above the limit may still lose stock.
+    if after.stock_value > max(MAX_VALUE, before.stock_value):
+        return value_limit(
+            f"stock_value of {after.sku!r} at {after.location!r}",
+            after.stock_value,
+            current_version=before.version,
+        )
     after.check_invariants()
     return PositionChange(before=before, after=after, reason=reason)
+
+
+def value_limit(what: str, value: Decimal, current_version: int | None = None) -> Rejection:
+    """A change would take a value past MAX_VALUE (see domain/valuation.py)."""
+    return Rejection(
+        RejectionCode.VALUE_LIMIT,
+        f"{what} would be {value}, above the limit of {MAX_VALUE}",
+        current_version=current_version,
+    )
 
 
 def single(change: PositionChange | Rejection) -> Decision:
@@ -97,7 +114,9 @@ def version_conflict(position: Position, expected: int | None) -> Rejection | No
 
 
 def inactive(view: StockView, sku: str, location: str) -> Rejection | None:
-    """Stock may not be added to or reserved at an inactive location or item.
+    """Stock may not be added to or reserved at an inactive location or item; it may
+    always leave one (picks, shipments, adjustments down, un-receipts, and transfers out
+    of an inactive location: a transfer adds stock at its destination, checked here).
 
     A location or item that was never configured counts as active, so positions work
     without a catalogue; TransferStock alone insists on known locations.

@@ -22,7 +22,7 @@ from stockworker.domain.handlers.common import (
 from stockworker.domain.outcome import Decision, FieldError, Rejection, RejectionCode
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
-from stockworker.domain.valuation import money, share
+from stockworker.domain.valuation import share, value_of
 
 
 def configure_stock_item(view: StockView, cmd: ConfigureStockItem, policy: Policy) -> Decision:
@@ -156,7 +156,7 @@ def adjust_inventory(view: StockView, cmd: AdjustInventory, policy: Policy) -> D
         if refused is not None:
             return refused
         unit_cost = position.unit_cost if cmd.unit_cost is None else cmd.unit_cost
-        value = position.stock_value + money(unit_cost * (new_on_hand - position.on_hand))
+        value = position.stock_value + value_of(unit_cost, new_on_hand - position.on_hand)
     else:
         value = position.stock_value - share(
             position.stock_value, position.on_hand - new_on_hand, position.on_hand

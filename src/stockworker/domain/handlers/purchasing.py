@@ -11,7 +11,7 @@ from stockworker.domain.commands import (
     ReceivePOItem,
     UnreceivePOItem,
 )
-from stockworker.domain.handlers.common import Policy, changed, inactive
+from stockworker.domain.handlers.common import Policy, changed, inactive, value_limit
 from stockworker.domain.outcome import (
     Decision,
     Outcome,
@@ -22,7 +22,7 @@ from stockworker.domain.outcome import (
 from stockworker.domain.position import PositionKey
 from stockworker.domain.purchasing import PoLine, PoLineKey
 from stockworker.domain.state import StockView
-from stockworker.domain.valuation import money, share
+from stockworker.domain.valuation import MAX_VALUE, money, share, value_of
 
 PoCommand = OrderPOItem | ReceivePOItem | UnreceivePOItem | CancelPOItem
 
@@ -107,7 +107,7 @@ def receive_po_item(view: StockView, cmd: ReceivePOItem, policy: Policy) -> Deci
         return refused
     key = _line_key(cmd)
     line = view.po_line(key)
-    received_value = money(cmd.unit_cost * cmd.quantity)
+    received_value = value_of(cmd.unit_cost, cmd.quantity)
     reason = None
     if line is None:
         # Goods no order announced: accepted, and kept as an unplanned line so the
@@ -146,7 +146,7 @@ def receive_po_item(view: StockView, cmd: ReceivePOItem, policy: Policy) -> Deci
         received_quantity=line.received_quantity + cmd.quantity,
         received_value=line.received_value + received_value,
     )
-    return _with_line(
+    decision = _with_line(
         view,
         cmd,
         before,
@@ -155,6 +155,10 @@ def receive_po_item(view: StockView, cmd: ReceivePOItem, policy: Policy) -> Deci
         on_hand=position.on_hand + cmd.quantity,
         stock_value=position.stock_value + received_value,
     )
+    if isinstance(decision, Outcome) and after.received_value > max(MAX_VALUE, line.received_value):
+        # The position's value stays within the limit (stock left since), the line's not.
+        return value_limit(f"received_value of {_describe(key)}", after.received_value)
+    return decision
 
 
 def unreceive_po_item(view: StockView, cmd: UnreceivePOItem, policy: Policy) -> Decision:

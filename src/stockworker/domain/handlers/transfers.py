@@ -1,4 +1,8 @@
-"""TransferStock: two positions change together, or the command is rejected."""
+"""TransferStock: two positions change together, or the command is rejected.
+
+Stock may leave an inactive location but not enter one, and an inactive item is not
+transferred (that would add stock at the destination).
+"""
 
 from __future__ import annotations
 
@@ -28,9 +32,12 @@ def transfer_stock(view: StockView, cmd: TransferStock, policy: Policy) -> Decis
                 RejectionCode.UNKNOWN_LOCATION,
                 f"location {code!r} is not known; configure it first (ConfigureLocation)",
             )
-        refused = inactive(view, cmd.sku, code)
-        if refused is not None:
-            return refused
+    # Stock may leave an inactive location (emptying a closing one is what transfers are
+    # for) but not enter one; an inactive item is refused, as the transfer adds stock at
+    # the destination (like AdjustInventory, which refuses an inactive item only when adding).
+    refused = inactive(view, cmd.sku, cmd.to_location)
+    if refused is not None:
+        return refused
     source = view.position(PositionKey(cmd.sku, cmd.from_location))
     destination = view.position(PositionKey(cmd.sku, cmd.to_location))
     if not source.exists:
