@@ -21,6 +21,7 @@ from stockworker.config import Settings
 from stockworker.domain.decide import Policy
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
+from stockworker.service.limits import record_limit
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def build_relay(settings: Settings) -> OutboxRelay:
         settings.kafka(),
         batch_size=settings.relay_batch_size,
         retry_max_seconds=settings.retry_max_seconds,
+        max_record_bytes=record_limit(settings.max_message_bytes),
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -74,6 +75,24 @@ async def test_the_database_refuses_positions_that_break_the_invariants(
             *columns.values(),
         )
     assert caught.value.constraint_name == constraint
+
+
+async def test_outbox_rows_can_be_parked_only_unpublished_and_with_a_reason(
+    pool: asyncpg.Pool,
+) -> None:
+    insert = (
+        "INSERT INTO outbox (event_id, topic, value, published_at, parked_at, parked_reason) "
+        "VALUES (gen_random_uuid(), 't', '', $1, $2, $3)"
+    )
+    await pool.execute(insert, None, datetime.now(UTC), "MessageSizeTooLargeError")
+    for published, parked, reason, constraint in [
+        (None, datetime.now(UTC), None, "outbox_parked_with_reason"),
+        (None, None, "a reason", "outbox_parked_with_reason"),
+        (datetime.now(UTC), datetime.now(UTC), "a reason", "outbox_parked_unpublished"),
+    ]:
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await pool.execute(insert, published, parked, reason)
+        assert caught.value.constraint_name == constraint
 
 
 async def test_one_position_per_sku_and_location(pool: asyncpg.Pool) -> None:

@@ -8,6 +8,7 @@ import pytest
 from stockworker.domain.position import PositionKey
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.dead_letters import DEAD_LETTER_VALUE_KEPT
+from stockworker.service.limits import dead_letter_budget, published_size
 from stockworker.service.ports import InboundRecord
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
@@ -148,4 +149,7 @@ async def test_an_oversized_record_is_dead_lettered_with_a_publishable_excerpt()
     headers = dict(dead.headers)
     assert headers["dlq.error.code"] == b"MESSAGE_TOO_LARGE"
     assert headers["dlq.original.size"] == str(len(huge)).encode()
-    assert dead.value == huge[:DEAD_LETTER_VALUE_KEPT]
+    # At most its first 64 KiB, and no more than fits the limit derived from 1000 bytes.
+    assert huge.startswith(dead.value)
+    assert 0 < len(dead.value) <= DEAD_LETTER_VALUE_KEPT
+    assert published_size(dead) <= dead_letter_budget(1000)

@@ -24,10 +24,19 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
     from stockworker.adapters.kafka.admin import ensure_topics
+    from stockworker.service.limits import record_limit
     from stockworker.service.topics import Topics
 
     topics = Topics(settings.topic_prefix)
-    asyncio.run(ensure_topics(settings.kafka(), topics, args.partitions))
+    dead_letters_limit = record_limit(settings.max_message_bytes)
+    asyncio.run(
+        ensure_topics(
+            settings.kafka(),
+            topics,
+            args.partitions,
+            dead_letters_max_message_bytes=dead_letters_limit,
+        )
+    )
     print("topics ready: " + ", ".join(topics.all()))
     return 0
 
@@ -83,6 +92,14 @@ def _as_of(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.outbox_admin import print_parked, retry_parked
+
+    if args.outbox_command == "parked":
+        return asyncio.run(print_parked(settings.database_url))
+    return asyncio.run(retry_parked(settings.database_url, args.ids))
+
+
 def _demo(settings: Settings, _args: argparse.Namespace) -> int:
     from stockworker.entrypoints.demo import run_demo
 
@@ -98,6 +115,7 @@ COMMANDS = {
     "positions": (_positions, "print every stock position"),
     "project": (_project, "recompute every position from the ledger and report differences"),
     "as-of": (_as_of, "print a position's quantities at a moment (from the ledger)"),
+    "outbox": (_outbox, "outbox rows the relay parked: `parked` lists them, `retry ID` re-queues"),
     "demo": (_demo, "feed a short demo stream to a running worker and print its events"),
 }
 
@@ -119,6 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("sku")
             p.add_argument("location")
             p.add_argument("time", help="ISO 8601 with offset, compared with occurred_at")
+        if name == "outbox":
+            actions = p.add_subparsers(dest="outbox_command", required=True)
+            actions.add_parser("parked", help="list parked rows (exit 1 when there is any)")
+            retry = actions.add_parser(
+                "retry", help="re-queue parked rows once their cause is fixed"
+            )
+            retry.add_argument("ids", metavar="ID", type=int, nargs="+")
         if name == "schemas":
             p.add_argument("--out", default="schemas")
             p.add_argument("--check", action="store_true", help="fail if files differ")

@@ -185,10 +185,10 @@ class CommandBatchService:
 
     async def _dead_letter_failure(self, record: InboundRecord, exc: Exception) -> BatchReport:
         message = f"{type(exc).__name__}: {exc}"[:500]
+        code = DeadLetterCode.PROCESSING_FAILED
+        dead = dead_letter(record, code, message, self._topics, self._max_message_bytes)
         async with self._unit_of_work() as uow:
-            await uow.append_outbox(
-                [dead_letter(record, DeadLetterCode.PROCESSING_FAILED, message, self._topics)]
-            )
+            await uow.append_outbox([dead])
         return BatchReport(dead_lettered=1)
 
     async def apply_in(
@@ -212,7 +212,11 @@ class CommandBatchService:
         for record, item in entries:
             if isinstance(item, Undecodable):
                 assert record is not None
-                batch.outbox.append(dead_letter(record, item.code, item.message, self._topics))
+                batch.outbox.append(
+                    dead_letter(
+                        record, item.code, item.message, self._topics, self._max_message_bytes
+                    )
+                )
                 dead_lettered += 1
                 continue
             prior = batch.stored.get(item.command_id)

@@ -17,8 +17,16 @@ async def ensure_topics(
     partitions: int = 6,
     replication: int = 1,
     commands_max_message_bytes: int | None = None,
+    dead_letters_max_message_bytes: int | None = None,
 ) -> None:
-    """Create the missing topics; optionally let the commands topic take larger records."""
+    """Create the missing topics; optionally let the commands topic take larger records,
+    and give the dead-letter topic the limit dead letters are built to fit
+    (`record_limit(STOCKWORKER_MAX_MESSAGE_BYTES)`, see service/limits.py).
+    Existing topics are left as they are."""
+    max_message_bytes = {
+        topics.commands: commands_max_message_bytes,
+        topics.dead_letters: dead_letters_max_message_bytes,
+    }
     admin = AIOKafkaAdminClient(**as_connection(kafka).client_options())
     await admin.start()
     try:
@@ -33,8 +41,8 @@ async def ensure_topics(
                             num_partitions=partitions,
                             replication_factor=replication,
                             topic_configs=(
-                                {"max.message.bytes": str(commands_max_message_bytes)}
-                                if t == topics.commands and commands_max_message_bytes
+                                {"max.message.bytes": str(max_message_bytes[t])}
+                                if max_message_bytes.get(t)
                                 else {}
                             ),
                         )

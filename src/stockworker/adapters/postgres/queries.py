@@ -191,15 +191,34 @@ OUTBOX_COLUMNS = ("event_id", "topic", "key", "value", "header_keys", "header_va
 
 NOTIFY_OUTBOX = "SELECT pg_notify($1, '')"
 
+# Parked rows (refused by the broker for a reason of their own) wait for an operator.
 FETCH_UNPUBLISHED = """
 SELECT id, event_id, topic, key, value, header_keys, header_values
 FROM outbox
-WHERE published_at IS NULL
+WHERE published_at IS NULL AND parked_at IS NULL
 ORDER BY id
 LIMIT $1
 """
 
 MARK_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
+
+PARK = """
+UPDATE outbox SET parked_at = now(), parked_reason = $2
+WHERE id = $1 AND published_at IS NULL
+"""
+
+PARKED = """
+SELECT id, event_id, topic, key, value, header_keys, header_values, parked_reason, parked_at
+FROM outbox
+WHERE parked_at IS NOT NULL
+ORDER BY id
+"""
+
+REQUEUE_PARKED = """
+UPDATE outbox SET parked_at = NULL, parked_reason = NULL
+WHERE id = $1 AND parked_at IS NOT NULL
+RETURNING id
+"""
 
 # Retention, in bounded chunks so no sweep holds long locks or a huge transaction.
 DELETE_OLD_INBOX = """
