@@ -13,11 +13,16 @@ import asyncpg
 
 from stockworker.adapters.kafka.command_consumer import CommandConsumer
 from stockworker.adapters.kafka.relay import OutboxRelay
-from stockworker.adapters.postgres.errors import is_transient
+from stockworker.adapters.postgres.errors import (
+    describe_failure,
+    is_configuration_error,
+    is_transient,
+)
+from stockworker.adapters.postgres.migrations import lock_table_slots, missing_migrations
 from stockworker.adapters.postgres.pool import create_pool
 from stockworker.adapters.postgres.retention import RetentionSweeper
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
-from stockworker.config import Settings
+from stockworker.config import ConfigurationError, Settings
 from stockworker.domain.decide import Policy
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
@@ -67,13 +72,48 @@ class Runtime:
         await self.pool.close()
 
 
+async def open_database(settings: Settings) -> asyncpg.Pool:
+    """The worker's pool, once the database is reachable and fit for this worker.
+
+    What no retry can cure ends start-up with a ConfigurationError naming the setting:
+    a DSN that cannot connect (files, role, password, database), migrations not
+    applied, a lock budget the server's lock table cannot hold.
+    """
+    try:
+        pool = await create_pool(
+            settings.database_url,
+            settings.db_pool_size,
+            settings.retry_initial_seconds,
+            settings.retry_max_seconds,
+        )
+    except Exception as exc:
+        if is_configuration_error(exc):
+            raise ConfigurationError("DATABASE_URL", describe_failure(exc)) from None
+        raise
+    try:
+        missing = await missing_migrations(pool)
+        if missing:
+            raise ConfigurationError(
+                "DATABASE_URL",
+                f"the database lacks migrations {', '.join(missing)}: run `stockworker migrate`",
+            )
+        slots = await lock_table_slots(pool)
+        # The batch in hand and the expiry sweep may hold their budgets at the same time.
+        if 2 * settings.max_locks_per_transaction > slots:
+            raise ConfigurationError(
+                "STOCKWORKER_MAX_LOCKS_PER_TRANSACTION",
+                f"{settings.max_locks_per_transaction} locks, twice over, do not fit the "
+                f"{slots} slots of this PostgreSQL's lock table (max_locks_per_transaction x "
+                "max_connections): lower it, or raise max_locks_per_transaction",
+            )
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
 async def build_runtime(settings: Settings) -> Runtime:
-    pool = await create_pool(
-        settings.database_url,
-        settings.db_pool_size,
-        settings.retry_initial_seconds,
-        settings.retry_max_seconds,
-    )
+    pool = await open_database(settings)
     unit_of_work = PostgresUnitOfWorkFactory(pool)
     service = CommandBatchService(
         unit_of_work,
@@ -83,6 +123,8 @@ async def build_runtime(settings: Settings) -> Runtime:
         policy=Policy(
             over_receipt_tolerance_percent=Decimal(str(settings.over_receipt_tolerance_percent))
         ),
+        describe_failure=describe_failure,
+        max_locks_per_transaction=settings.max_locks_per_transaction,
     )
     expiry = ReservationExpiry(
         unit_of_work,
@@ -90,12 +132,16 @@ async def build_runtime(settings: Settings) -> Runtime:
         clock=lambda: datetime.now(UTC),
         is_transient=is_transient,
         interval_seconds=settings.expiry_interval_seconds,
+        # An expiry locks a position and a reservation.
+        batch_size=min(500, settings.max_locks_per_transaction // 2),
+        describe_failure=describe_failure,
     )
     consumer = CommandConsumer(
         service,
         is_transient=is_transient,
         retry_initial_seconds=settings.retry_initial_seconds,
         retry_max_seconds=settings.retry_max_seconds,
+        describe_failure=describe_failure,
     )
     relay = build_relay(settings) if settings.run_relay else None
     retention = RetentionSweeper(

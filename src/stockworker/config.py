@@ -1,24 +1,63 @@
-"""Settings, read from environment variables (documented in README.md)."""
+"""Settings, read from environment variables (documented in README.md).
+
+Every value is checked when Settings is built: a wrong one stops start-up with a
+`ConfigurationError` naming the variable and why, instead of surfacing later as a
+failure that is retried forever.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+import ssl
 from dataclasses import dataclass, field, fields
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from stockworker.adapters.kafka.connection import KafkaConnection
 
 DEFAULT_DATABASE_URL = "postgresql://stockworker:stockworker@127.0.0.1:5432/stockworker"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+class ConfigurationError(Exception):
+    """A setting no retry can cure; the message names the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
 
 
 # The two connection settings use their usual names; every other field is STOCKWORKER_<FIELD>.
 _ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+}
+
+
+def env_name(field_name: str) -> str:
+    return _ENV_NAMES.get(field_name, f"STOCKWORKER_{field_name.upper()}")
+
+
+# Inclusive bounds of the numeric settings (None: unbounded on that side); a lower bound
+# given as a float excludes zero-or-less by being the smallest accepted value.
+_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "batch_size": (1, 10_000),
+    "batch_timeout_ms": (1, 600_000),
+    "db_pool_size": (1, 100),
+    "max_message_bytes": (1_024, 100_000_000),
+    "max_locks_per_transaction": (10, 1_000_000),
+    "relay_batch_size": (1, 100_000),
+    "retry_initial_seconds": (0.001, 3_600),
+    "retry_max_seconds": (0.001, 3_600),
+    "over_receipt_tolerance_percent": (0, 1_000),
+    "expiry_interval_seconds": (0.01, 86_400),
+    "inbox_retention_hours": (0.0001, None),
+    "outbox_retention_hours": (0.0001, None),
+    "retention_interval_seconds": (0.01, 86_400),
+    "shutdown_grace_seconds": (0, 3_600),
 }
 
 
@@ -40,6 +79,9 @@ class Settings:
     batch_timeout_ms: int = 100
     db_pool_size: int = 4
     max_message_bytes: int = 1_000_000
+    # Advisory locks one transaction may take; a batch that needs more is applied in
+    # several transactions (PostgreSQL's lock table is shared and fixed in size).
+    max_locks_per_transaction: int = 2_000
     run_relay: bool = True
     relay_batch_size: int = 2000
     retry_initial_seconds: float = 0.1
@@ -56,24 +98,52 @@ class Settings:
     # On SIGTERM: how long the batch in hand may take to finish and commit.
     shutdown_grace_seconds: float = 25.0
 
+    def __post_init__(self) -> None:
+        for name, (low, high) in _BOUNDS.items():
+            value = getattr(self, name)
+            if (low is not None and value < low) or (high is not None and value > high):
+                shown = f"{low:g}" if low is not None else "-inf"
+                upper = f"{high:g}" if high is not None else "any"
+                raise ConfigurationError(
+                    env_name(name), f"{value!r} is out of range: between {shown} and {upper}"
+                )
+        if self.retry_max_seconds < self.retry_initial_seconds:
+            raise ConfigurationError(
+                env_name("retry_max_seconds"),
+                f"{self.retry_max_seconds!r} is below STOCKWORKER_RETRY_INITIAL_SECONDS "
+                f"({self.retry_initial_seconds!r})",
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigurationError(
+                env_name("log_level"), f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
+        for name in ("database_url", "kafka_bootstrap_servers", "group_id"):
+            if not getattr(self, name).strip():
+                raise ConfigurationError(env_name(name), "must not be empty")
+        _check_dsn(self.database_url)
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            _check_readable_file(env_name(name), getattr(self, name))
+        try:
+            kafka = self.kafka()
+        except ValueError as exc:
+            protocol_error = "protocol" in str(exc)
+            name = "kafka_security_protocol" if protocol_error else "kafka_sasl_mechanism"
+            raise ConfigurationError(env_name(name), str(exc)) from None
+        try:
+            kafka.security()  # loads the CA bundle and client certificate, if any
+        except (OSError, ssl.SSLError) as exc:
+            names = "/".join(env_name(n) for n in ("kafka_ssl_cafile", "kafka_ssl_certfile",
+                                                   "kafka_ssl_keyfile"))  # fmt: skip
+            raise ConfigurationError(names, f"cannot be used for TLS: {exc}") from None
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {}
         for f in fields(cls):
-            name = _ENV_NAMES.get(f.name, f"STOCKWORKER_{f.name.upper()}")
-            if name not in env:
-                continue
-            raw = env[name]
-            default = f.default
-            if isinstance(default, bool):
-                values[f.name] = _bool(raw)
-            elif isinstance(default, int):
-                values[f.name] = int(raw)
-            elif isinstance(default, float):
-                values[f.name] = float(raw)
-            else:
-                values[f.name] = raw
+            name = env_name(f.name)
+            if name in env:
+                values[f.name] = _parse(name, env[name], f.default)
         return cls(**values)  # type: ignore[arg-type]
 
     def kafka(self) -> KafkaConnection:
@@ -92,6 +162,52 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         shown["database_url"] = redact_dsn(self.database_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _parse(variable: str, raw: str, default: object) -> object:
+    text = raw.strip()
+    if isinstance(default, bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigurationError(variable, f"{raw!r} is not a boolean (true or false)")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigurationError(variable, f"{raw!r} is not a whole number") from None
+    if isinstance(default, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigurationError(variable, f"{raw!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ConfigurationError(variable, f"{raw!r} is not a finite number")
+        return number
+    return raw
+
+
+def _check_readable_file(variable: str, path: str) -> None:
+    if not path:
+        return
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigurationError(variable, f"{path!r} is not a file")
+    if not os.access(file, os.R_OK):
+        raise ConfigurationError(variable, f"{path!r} cannot be read")
+
+
+def _check_dsn(dsn: str) -> None:
+    """The DSN's scheme and TLS files (checked now: a missing CA file is never transient)."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigurationError(
+            "DATABASE_URL", f"expected a postgresql:// URL, got {redact_dsn(dsn)!r}"
+        )
+    for parameter, values in parse_qs(parts.query).items():
+        if parameter in ("sslrootcert", "sslcert", "sslkey") and values[-1] != "system":
+            _check_readable_file(f"DATABASE_URL ({parameter})", values[-1])
 
 
 def redact_dsn(dsn: str) -> str:

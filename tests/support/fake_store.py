@@ -25,6 +25,8 @@ class FakeDatabase:
     ledger: list[LedgerEntry] = field(default_factory=list)
     fail_next_commit: BaseException | None = None
     commits: int = 0
+    # How many distinct locks each unit of work took, in order.
+    locks_taken: list[int] = field(default_factory=list)
 
     @property
     def positions(self) -> dict[PositionKey, Position]:
@@ -68,7 +70,7 @@ class FakeUnitOfWork:
         self._db.commits += 1
 
     async def lock(self, names: Iterable[str]) -> None:
-        return None
+        self._db.locks_taken.append(len(set(names)))
 
     async def load_state(self, footprint: Footprint) -> StockState:
         state = self._db.state
@@ -99,11 +101,19 @@ class FakeUnitOfWork:
     async def try_lead_expiry(self) -> bool:
         return True
 
-    async def due_reservations(self, now: datetime, limit: int) -> Sequence[DueReservation]:
-        due = [
-            DueReservation(r.reservation_id, p.key, r.expires_at)
-            for p in self._db.state.positions.values()
-            for r in p.reservations.values()
-            if r.expires_at is not None and r.expires_at <= now
-        ]
-        return sorted(due, key=lambda d: (d.expires_at, d.reservation_id))[:limit]
+    async def due_reservations(
+        self, now: datetime, limit: int, after: DueReservation | None = None
+    ) -> Sequence[DueReservation]:
+        due = sorted(
+            (
+                DueReservation(r.reservation_id, p.key, r.expires_at, r.sequence)
+                for p in self._db.state.positions.values()
+                for r in p.reservations.values()
+                if r.expires_at is not None and r.expires_at <= now
+            ),
+            key=lambda d: (d.expires_at, d.reservation_id),
+        )
+        if after is not None:
+            due = [d for d in due if (d.expires_at, d.reservation_id) >
+                   (after.expires_at, after.reservation_id)]  # fmt: skip
+        return due[:limit]

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockworker.domain.commands import PickStock
+from stockworker.domain.commands import COMMAND_TYPE_NAMES, COMMAND_TYPES, PickStock
 from stockworker.domain.decoding import (
+    MAX_FIELD_ERRORS,
     DeadLetterCode,
     InvalidCommand,
     Undecodable,
@@ -101,10 +102,25 @@ def test_bin_longer_than_50_characters_is_invalid() -> None:
     assert decoded.field_errors[0].field == "bin"
 
 
+def assert_well_formed(decoded: object) -> None:
+    """Every outcome says what it is: a reason with a message, or a command with its id."""
+    if isinstance(decoded, Undecodable):
+        assert decoded.code in DeadLetterCode and decoded.message
+    elif isinstance(decoded, InvalidCommand):
+        assert decoded.command_type in COMMAND_TYPE_NAMES
+        assert decoded.field_errors
+        assert all(e.field and e.message and e.code for e in decoded.field_errors)
+    else:
+        assert isinstance(decoded, COMMAND_TYPES)
+        assert isinstance(decoded.command_id, uuid.UUID)
+
+
 @given(st.binary(max_size=300))
 def test_any_bytes_decode_to_an_outcome_never_an_exception(raw: bytes) -> None:
     decoded = decode_command(raw)
-    assert isinstance(decoded, (Undecodable, InvalidCommand)) or decoded.command_id
+    assert_well_formed(decoded)
+    if not raw:
+        assert isinstance(decoded, Undecodable) and decoded.code is DeadLetterCode.EMPTY_MESSAGE
 
 
 json_values = st.recursive(
@@ -136,4 +152,35 @@ json_values = st.recursive(
 def test_any_json_object_decodes_to_an_outcome(body: dict[str, object]) -> None:
     body.setdefault("command_id", str(uuid.uuid4()))
     decoded = decode_command(json.dumps(body).encode())
-    assert decoded is not None
+    assert_well_formed(decoded)
+    command_id = body["command_id"]
+    try:
+        parsed = uuid.UUID(command_id) if isinstance(command_id, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        expected: object = DeadLetterCode.INVALID_COMMAND_ID
+    elif body.get("type") is None:
+        expected = DeadLetterCode.MISSING_TYPE
+    elif not isinstance(body["type"], str) or body["type"] not in COMMAND_TYPE_NAMES:
+        expected = DeadLetterCode.UNKNOWN_TYPE
+    else:
+        # Identifiable: rejected (or applied) under its own id, never dead-lettered.
+        assert not isinstance(decoded, Undecodable)
+        assert decoded.command_id == parsed
+        return
+    assert isinstance(decoded, Undecodable) and decoded.code is expected
+
+
+def test_the_field_errors_of_a_hostile_command_stay_bounded() -> None:
+    body = command("PickStock")
+    body.update({f"unknown_{i}": i for i in range(5_000)})
+    body["x" * 100_000] = 1
+    decoded = decode_command(encode(body))
+    assert isinstance(decoded, InvalidCommand)
+    assert len(decoded.field_errors) == MAX_FIELD_ERRORS + 1
+    assert decoded.field_errors[-1].message == f"{5_001 - MAX_FIELD_ERRORS} more errors not listed"
+    long_name = decode_command(encode({**command("PickStock"), "x" * 100_000: 1}))
+    assert isinstance(long_name, InvalidCommand)
+    [error] = long_name.field_errors
+    assert error.field == "x" * 99 + "\u2026"

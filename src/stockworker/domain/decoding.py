@@ -29,6 +29,8 @@ _DATETIME_ADAPTER: TypeAdapter[datetime] = TypeAdapter(datetime)
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 # Deeper JSON than this is never a valid command (the deepest valid one is 1 level).
 MAX_JSON_DEPTH = 32
+# A rejection lists at most this many field errors (and says how many it left out).
+MAX_FIELD_ERRORS = 50
 
 
 class DeadLetterCode(StrEnum):
@@ -146,14 +148,31 @@ def _diagnose(raw: bytes, exc: ValidationError) -> Decoded:
 
 
 def _field_errors(exc: ValidationError) -> tuple[FieldError, ...]:
+    """The field errors, bounded: the rejection carrying them must stay publishable
+    whatever the command held (60,000 unknown fields, a field name of a megabyte)."""
+    found = exc.errors(include_url=False, include_input=False)
     errors = []
-    for err in exc.errors(include_url=False, include_input=False):
+    for err in found[:MAX_FIELD_ERRORS]:
         # The first element of a discriminated union's location is the tag: drop it.
         loc = err["loc"][1:] if err["loc"] and err["loc"][0] in COMMAND_TYPE_NAMES else err["loc"]
         field = ".".join(str(part) for part in loc) or "(command)"
         message = err["msg"].removeprefix("Value error, ")
-        errors.append(FieldError(field=field, message=message, code=err["type"]))
+        errors.append(
+            FieldError(field=_cut(field), message=_cut(message, 300), code=_cut(err["type"]))
+        )
+    if len(found) > MAX_FIELD_ERRORS:
+        errors.append(
+            FieldError(
+                field="(command)",
+                message=f"{len(found) - MAX_FIELD_ERRORS} more errors not listed",
+                code="too_many_errors",
+            )
+        )
     return tuple(errors)
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _optional_str(value: Any) -> str | None:

@@ -334,9 +334,12 @@ def rejected(
     occurred_at: datetime | None,
     sku: str | None,
     location: str | None,
+    event_kind: str = "result",
 ) -> CommandRejected:
+    """A rejection; `event_kind` tells apart rejections that are not the command's one
+    stored result (an invalid or reused command_id may later get an accepted result)."""
     return CommandRejected(
-        event_id=event_id(command_id, "result"),
+        event_id=event_id(command_id, event_kind),
         occurred_at=occurred_at,
         command_id=command_id,
         command_type=command_type,

@@ -37,6 +37,7 @@ class RejectionCode(StrEnum):
     OVER_RECEIPT = "OVER_RECEIPT"
     UNRECEIVE_EXCEEDS_RECEIVED = "UNRECEIVE_EXCEEDS_RECEIVED"
     VALUE_LIMIT = "VALUE_LIMIT"
+    COMMAND_ID_REUSED = "COMMAND_ID_REUSED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from stockworker.config import Settings
+from stockworker.config import ConfigurationError, Settings
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -148,14 +148,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--out", default="schemas")
             p.add_argument("--check", action="store_true", help="fail if files differ")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        return _misconfigured(exc)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     handler, _ = COMMANDS[args.command]
-    return handler(settings, args)
+    try:
+        return handler(settings, args)
+    except ConfigurationError as exc:
+        return _misconfigured(exc)
+
+
+def _misconfigured(exc: ConfigurationError) -> int:
+    """One line naming the setting: retrying would not help, so nothing is retried."""
+    print(f"stockworker: configuration error: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Order of work, and why:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,8 +30,15 @@ from stockworker.domain.decoding import (
     Undecodable,
     decode_command,
 )
-from stockworker.domain.events import CommandRejected, ResultEvent, outcome_events, rejected
+from stockworker.domain.events import (
+    CommandRejected,
+    ResultEvent,
+    command_target,
+    outcome_events,
+    rejected,
+)
 from stockworker.domain.footprint import Footprint, footprint
+from stockworker.domain.idempotency import command_fingerprint, raw_fingerprint
 from stockworker.domain.ledger import LedgerEntry, ledger_entry
 from stockworker.domain.outcome import Outcome, Rejection, RejectionCode
 from stockworker.domain.position import Position, PositionKey
@@ -102,6 +110,13 @@ def lock_names(f: Footprint) -> list[str]:
     ]
 
 
+# The most locks one command takes (a transfer's two positions; a position and its PO
+# line or reservation): a batch of n commands takes at most n times this many.
+MAX_LOCKS_PER_COMMAND = 3
+
+_Entry = tuple[InboundRecord, Decoded]
+
+
 @dataclass
 class _Batch:
     """The in-memory state of one batch and everything it will write."""
@@ -149,44 +164,82 @@ class CommandBatchService:
         is_transient: Callable[[BaseException], bool],
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         policy: Policy | None = None,
+        describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
+        max_locks_per_transaction: int = 2_000,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._topics = topics
         self._is_transient = is_transient
+        self._describe = describe_failure
+        self._lock_budget = max(max_locks_per_transaction, MAX_LOCKS_PER_COMMAND)
         self._max_message_bytes = max_message_bytes
         self._policy = policy or Policy()
 
     async def process(self, records: Sequence[InboundRecord]) -> BatchReport:
         """Apply `records` exactly once. Transient errors propagate for the caller to retry.
 
-        A permanent error (a bug, or data the database refuses) must not block the
-        partition: the batch is split, and a single record that still fails is
-        dead-lettered with the error, in a transaction of its own.
+        A batch whose locks would pass the budget is applied in several transactions,
+        in record order (a redelivery after a crash between them is deduplicated by
+        the inbox). A permanent error (data the database refuses, a data error in our
+        own code) must not block the partition: the batch is split, and a single record
+        that still fails is dead-lettered with the error, in a transaction of its own.
         """
-        if not records:
-            return BatchReport()
-        decoded = [decode_command(r.value, self._max_message_bytes) for r in records]
+        entries = [(r, self._decode(r)) for r in records]
+        report = BatchReport()
+        for chunk in self._within_lock_budget(entries):
+            report += await self._apply_or_split(chunk)
+        return report
+
+    def _decode(self, record: InboundRecord) -> Decoded:
+        return decode_command(record.value, self._max_message_bytes)
+
+    def _within_lock_budget(self, entries: list[_Entry]) -> list[list[_Entry]]:
+        """Consecutive runs of entries, each locking at most the budget."""
+        if MAX_LOCKS_PER_COMMAND * len(entries) <= self._lock_budget:
+            return [entries] if entries else []
+        chunks: list[list[_Entry]] = []
+        current: list[_Entry] = []
+        held: set[str] = set()
+        for entry in entries:
+            item = entry[1]
+            needed = (
+                set() if isinstance(item, (InvalidCommand, Undecodable))
+                else set(lock_names(footprint(item)))
+            )  # fmt: skip
+            if current and len(held | needed) > self._lock_budget:
+                chunks.append(current)
+                current, held = [], set()
+            current.append(entry)
+            held |= needed
+        chunks.append(current)
+        return chunks
+
+    async def _apply_or_split(self, entries: list[_Entry]) -> BatchReport:
         try:
             async with self._unit_of_work() as uow:
-                return await self.apply_in(uow, list(zip(records, decoded, strict=True)))
+                return await self.apply_in(uow, entries)
         except Exception as exc:
             if self._is_transient(exc):
                 raise
-            if len(records) == 1:
-                log.exception("dead-lettering a record that cannot be processed")
-                return await self._dead_letter_failure(records[0], exc)
-            log.warning(
-                "batch of %d failed permanently (%r); retrying one by one", len(records), exc
-            )
+            # Described, never quoted: the database's message can hold row contents.
+            reason = self._describe(exc)
+            if len(entries) == 1:
+                r = entries[0][0]
+                log.error(
+                    "dead-lettering %s[%d]@%d, which cannot be processed: %s",
+                    r.topic, r.partition, r.offset, reason,
+                )  # fmt: skip
+                return await self._dead_letter_failure(r, reason)
+            log.warning("batch of %d failed permanently (%s); retrying one by one",
+                        len(entries), reason)  # fmt: skip
             report = BatchReport()
-            for record in records:
-                report += await self.process([record])
+            for entry in entries:
+                report += await self._apply_or_split([entry])
             return report
 
-    async def _dead_letter_failure(self, record: InboundRecord, exc: Exception) -> BatchReport:
-        message = f"{type(exc).__name__}: {exc}"[:500]
+    async def _dead_letter_failure(self, record: InboundRecord, reason: str) -> BatchReport:
         code = DeadLetterCode.PROCESSING_FAILED
-        dead = dead_letter(record, code, message, self._topics, self._max_message_bytes)
+        dead = dead_letter(record, code, reason[:500], self._topics, self._max_message_bytes)
         async with self._unit_of_work() as uow:
             await uow.append_outbox([dead])
         return BatchReport(dead_lettered=1)
@@ -220,11 +273,30 @@ class CommandBatchService:
                 dead_lettered += 1
                 continue
             prior = batch.stored.get(item.command_id)
-            if prior is not None:
+            fingerprint = None if isinstance(item, InvalidCommand) else command_fingerprint(item)
+            same = fingerprint is None or prior is None or prior.fingerprint in (None, fingerprint)
+            if prior is not None and same:
+                # A redelivery: the stored result again. (An invalid payload under an id
+                # that was applied is taken as a redelivery too: the rules it was
+                # applied under may have been more lenient.)
                 if republish_duplicates:
                     batch.outbox.append(prior.result)
                 duplicates += 1
                 continue
+            if prior is not None:
+                assert fingerprint is not None and not isinstance(item, InvalidCommand)
+                batch.outbox.append(result_message(_reused(item, prior, fingerprint), self._topics))
+                rejected_count += 1
+                continue
+            if isinstance(item, InvalidCommand):
+                # Not recorded in the inbox: a corrected command under this id is applied.
+                raw = record.value if record is not None and record.value else b""
+                batch.outbox.append(
+                    result_message(_invalid_command_result(item, raw), self._topics)
+                )
+                rejected_count += 1
+                continue
+            assert fingerprint is not None
             result = self._decide(batch, item)
             if isinstance(result, CommandRejected):
                 rejected_count += 1
@@ -232,16 +304,14 @@ class CommandBatchService:
                 applied += 1
             message = result_message(result, self._topics)
             batch.outbox.append(message)
-            batch.stored[item.command_id] = StoredResult(item.command_id, message)
+            batch.stored[item.command_id] = StoredResult(item.command_id, message, fingerprint)
             batch.new_results.append(batch.stored[item.command_id])
         await uow.save(batch.changes())
         await uow.save_results(batch.new_results)
         await uow.append_outbox(batch.outbox)
         return BatchReport(applied, rejected_count, duplicates, dead_lettered)
 
-    def _decide(self, batch: _Batch, item: AnyCommand | InvalidCommand) -> ResultEvent:
-        if isinstance(item, InvalidCommand):
-            return _invalid_command_result(item)
+    def _decide(self, batch: _Batch, item: AnyCommand) -> ResultEvent:
         decision = decide(batch.state, item, self._policy)
         result, events = outcome_events(item, decision)
         if isinstance(decision, Outcome):
@@ -250,7 +320,7 @@ class CommandBatchService:
         return result
 
 
-def _invalid_command_result(item: InvalidCommand) -> ResultEvent:
+def _invalid_command_result(item: InvalidCommand, raw: bytes) -> ResultEvent:
     summary = "; ".join(f"{e.field}: {e.message}" for e in item.field_errors[:5])
     return rejected(
         command_id=item.command_id,
@@ -263,4 +333,29 @@ def _invalid_command_result(item: InvalidCommand) -> ResultEvent:
         occurred_at=item.occurred_at,
         sku=item.sku,
         location=item.location,
+        # Its own event id: the same command_id may later carry an accepted result.
+        event_kind=f"invalid/{raw_fingerprint(raw).hex()}",
+    )
+
+
+def _reused(command: AnyCommand, prior: StoredResult, fingerprint: bytes) -> ResultEvent:
+    """The refusal of a command_id already used for another payload; the first stays."""
+    try:
+        first = json.loads(prior.result.value)
+        what = f"a {first.get('command_type')} of {first.get('sku')!r} at {first.get('location')!r}"
+    except ValueError:
+        what = "another command"
+    sku, location = command_target(command)
+    return rejected(
+        command_id=command.command_id,
+        command_type=command.type,
+        rejection=Rejection(
+            RejectionCode.COMMAND_ID_REUSED,
+            f"command_id {command.command_id} was already used for {what}, with another "
+            "payload; nothing was changed: give this command a new command_id",
+        ),
+        occurred_at=command.occurred_at,
+        sku=sku,
+        location=location,
+        event_kind=f"reused/{fingerprint.hex()}",
     )

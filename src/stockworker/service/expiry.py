@@ -3,7 +3,11 @@
 Each sweep finds due reservations and applies an ExpireReservation for each through
 the same path as commands from Kafka (locks, inbox, ledger, outbox), so an expiry has
 the events of a release with the cause EXPIRED. The command_id is derived from the
-reservation and its expiry, so a sweep repeated after a crash applies it once.
+reservation *instance* (its position and the version that created it, besides its id
+and expiry), so a sweep repeated after a crash applies it once, while a reservation
+re-made later under the same reservation_id gets an expiry of its own. A sweep pages
+through everything due in (expires_at, reservation_id) order, so no row it cannot
+expire keeps the others waiting.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def expiry_command(due: DueReservation, now: datetime) -> ExpireReservation:
+    instance = "\x00".join(
+        (due.reservation_id, due.position.sku, due.position.location, str(due.sequence))
+    )
     return ExpireReservation(
         command_id=uuid.uuid5(
-            EVENT_ID_NAMESPACE, f"expire/{due.reservation_id}/{due.expires_at.isoformat()}"
+            EVENT_ID_NAMESPACE, f"expire/{instance}/{due.expires_at.isoformat()}"
         ),
         occurred_at=now,
         sku=due.position.sku,
@@ -44,26 +51,34 @@ class ReservationExpiry:
         is_transient: Callable[[BaseException], bool],
         interval_seconds: float = 5.0,
         batch_size: int = 500,
+        describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._service = service
         self._clock = clock
         self._is_transient = is_transient
+        self._describe = describe_failure
         self._interval = interval_seconds
         self._batch_size = batch_size
         self._stopping = asyncio.Event()
 
     async def sweep(self) -> BatchReport:
-        """Expire what is due now; one sweeper at a time across all workers."""
-        async with self._unit_of_work() as uow:
-            if not await uow.try_lead_expiry():
-                return BatchReport()
-            now = self._clock()
-            due = await uow.due_reservations(now, self._batch_size)
-            if not due:
-                return BatchReport()
-            entries = [(None, expiry_command(d, now)) for d in due]
-            return await self._service.apply_in(uow, entries, republish_duplicates=False)
+        """Expire what is due now, a page per transaction; one sweeper at a time."""
+        now = self._clock()
+        total = BatchReport()
+        after: DueReservation | None = None
+        while not self._stopping.is_set():
+            async with self._unit_of_work() as uow:
+                if not await uow.try_lead_expiry():
+                    break
+                due = await uow.due_reservations(now, self._batch_size, after)
+                if due:
+                    entries = [(None, expiry_command(d, now)) for d in due]
+                    total += await self._service.apply_in(uow, entries, republish_duplicates=False)
+            if len(due) < self._batch_size:
+                break
+            after = due[-1]
+        return total
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -73,9 +88,10 @@ class ReservationExpiry:
                     log.info("expired %d reservations", report.applied)
             except Exception as exc:
                 if not self._is_transient(exc):
-                    log.exception("reservation expiry failed; retrying after the interval")
+                    log.error("reservation expiry failed (%s); retrying after the interval",
+                              self._describe(exc))  # fmt: skip
                 else:
-                    log.warning("reservation expiry: transient failure %r", exc)
+                    log.warning("reservation expiry: transient failure %s", self._describe(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 

@@ -52,6 +52,9 @@ class StoredResult:
 
     command_id: UUID
     result: OutboxMessage
+    # Of the command's canonical payload (domain/idempotency.py); None in rows written
+    # before fingerprints were kept.
+    fingerprint: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,9 @@ class DueReservation:
     reservation_id: str
     position: PositionKey
     expires_at: datetime
+    # The position version that created this reservation: with the position, it tells
+    # apart two reservations that reused one reservation_id.
+    sequence: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +112,11 @@ class UnitOfWork(Protocol):
     async def try_lead_expiry(self) -> bool:
         """Whether this transaction may sweep expired reservations (one sweeper at a time)."""
 
-    async def due_reservations(self, now: datetime, limit: int) -> Sequence[DueReservation]:
-        """Open reservations whose expires_at is not after `now`, oldest first."""
+    async def due_reservations(
+        self, now: datetime, limit: int, after: DueReservation | None = None
+    ) -> Sequence[DueReservation]:
+        """Open reservations whose expires_at is not after `now`, in (expires_at,
+        reservation_id) order, starting after `after`."""
 
 
 class UnitOfWorkFactory(Protocol):

@@ -51,9 +51,11 @@ class CommandConsumer:
         is_transient: Callable[[BaseException], bool],
         retry_initial_seconds: float = 0.1,
         retry_max_seconds: float = 10.0,
+        describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
     ) -> None:
         self._service = service
         self._is_transient = is_transient
+        self._describe = describe_failure
         self._retry_initial = retry_initial_seconds
         self._retry_max = retry_max_seconds
         self.stopping = asyncio.Event()
@@ -66,10 +68,11 @@ class CommandConsumer:
             return
         try:
             report = await self._process_with_retry([inbound(r) for r in records])
-        except Exception:
+        except Exception as exc:
             # Nothing of this batch may be skipped: rewind so it is fetched again, after a
             # pause so that an unexpected, repeating failure cannot spin the CPU.
-            log.exception("unexpected failure applying a batch; it will be retried")
+            log.error("unexpected failure applying a batch (%s); it will be retried",
+                      self._describe(exc))  # fmt: skip
             self._rewind(records, consumer)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self._retry_max)
@@ -95,7 +98,8 @@ class CommandConsumer:
                 if self.stopping.is_set():
                     return None
                 pause = delay * random.uniform(0.5, 1.0)
-                log.warning("transient failure applying a batch, retrying in %.2fs: %r", pause, exc)
+                log.warning("transient failure applying a batch, retrying in %.2fs: %s",
+                            pause, self._describe(exc))  # fmt: skip
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), pause)
                 delay = min(delay * 2, self._retry_max)

@@ -33,8 +33,10 @@ import asyncpg
 
 from stockworker.adapters.kafka.connection import KafkaConnection
 from stockworker.adapters.kafka.publisher import KafkaPublisher, NotSent, is_unpublishable
+from stockworker.adapters.postgres.errors import describe_failure, is_configuration_error
 from stockworker.adapters.postgres.outbox import OutboxStore, PendingMessage
 from stockworker.adapters.postgres.unit_of_work import OUTBOX_CHANNEL
+from stockworker.config import ConfigurationError
 from stockworker.domain.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from stockworker.faults import crash_point
 from stockworker.service.limits import published_size, record_limit
@@ -60,6 +62,7 @@ class OutboxRelay:
         self._max_record_bytes = max_record_bytes
         self._stop = asyncio.Event()
         self._publisher: KafkaPublisher | None = None
+        self._connected = False
         self.published = 0
         self.parked = 0
 
@@ -67,14 +70,21 @@ class OutboxRelay:
         self._stop.set()
 
     async def run(self) -> None:
-        """Lead, publish, and on any failure back off and start again, until stopped."""
+        """Lead, publish, and on any failure back off and start again, until stopped.
+
+        A database it could never connect to for a reason no retry cures (a wrong
+        password, no such database) ends it with a ConfigurationError instead.
+        """
         delay = 0.1
         while not self._stop.is_set():
             try:
                 await self._run_once()
                 delay = 0.1
             except Exception as exc:
-                log.warning("outbox relay failed, retrying in %.1fs: %r", delay, exc)
+                if not self._connected and is_configuration_error(exc):
+                    raise ConfigurationError("DATABASE_URL", describe_failure(exc)) from None
+                log.warning("outbox relay failed, retrying in %.1fs: %s",
+                            delay, describe_failure(exc))  # fmt: skip
                 await self._sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self._retry_max_seconds)
 
@@ -89,6 +99,7 @@ class OutboxRelay:
             # leaves no database session behind.
             self._publisher = KafkaPublisher(self._kafka, self._max_record_bytes)
             conn = await asyncpg.connect(self._database_url)
+            self._connected = True
             store = OutboxStore(conn)
             while not await store.try_lead():
                 if self._stop.is_set():

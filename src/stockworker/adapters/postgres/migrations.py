@@ -25,6 +25,19 @@ def available_migrations() -> list[Migration]:
     return [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
+async def missing_migrations(conn: asyncpg.Connection | asyncpg.Pool) -> list[str]:
+    """Versions this code needs that the database has not applied (the worker's check)."""
+    done: set[str] = set()
+    if await conn.fetchval(queries.MIGRATIONS_TABLE_EXISTS):
+        done = {r["version"] for r in await conn.fetch(queries.APPLIED_MIGRATIONS)}
+    return [m.version for m in available_migrations() if m.version not in done]
+
+
+async def lock_table_slots(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """How many locks all sessions together can hold (max_locks_per_transaction x sessions)."""
+    return int(await conn.fetchval(queries.LOCK_TABLE_SLOTS))
+
+
 async def migrate(dsn: str, grant_to: str | None = None) -> list[str]:
     """Apply every migration not applied yet; return the versions applied now.
 

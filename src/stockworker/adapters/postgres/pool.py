@@ -8,7 +8,11 @@ import random
 
 import asyncpg
 
-from stockworker.adapters.postgres.errors import is_transient
+from stockworker.adapters.postgres.errors import (
+    describe_failure,
+    is_configuration_error,
+    is_transient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +20,11 @@ log = logging.getLogger(__name__)
 async def create_pool(
     dsn: str, size: int, retry_initial_seconds: float = 0.1, retry_max_seconds: float = 10.0
 ) -> asyncpg.Pool:
-    """A pool, waiting with backoff while the database is not reachable yet (start-up order)."""
+    """A pool, waiting with backoff while the database is not reachable yet (start-up order).
+
+    A failure no retry can cure (a missing certificate file, an unknown role or
+    database, a wrong password) is raised at once.
+    """
     delay = retry_initial_seconds
     while True:
         try:
@@ -27,10 +35,11 @@ async def create_pool(
                 server_settings={"application_name": "stockworker"},
             )
         except Exception as exc:
-            if not is_transient(exc):
+            if is_configuration_error(exc) or not is_transient(exc):
                 raise
             pause = delay * random.uniform(0.5, 1.0)
-            log.warning("database not reachable, retrying in %.1fs: %r", pause, exc)
+            log.warning("database not reachable, retrying in %.1fs: %s",
+                        pause, describe_failure(exc))  # fmt: skip
             await asyncio.sleep(pause)
             delay = min(delay * 2, retry_max_seconds)
             continue

@@ -74,9 +74,11 @@ ON CONFLICT (reservation_id) DO UPDATE SET
 
 DELETE_RESERVATIONS = "DELETE FROM stock_reservation WHERE reservation_id = ANY($1::text[])"
 
+# Keyset pages: a page that could not expire some of its rows never hides the next one.
 DUE_RESERVATIONS = """
-SELECT reservation_id, sku, location, expires_at FROM stock_reservation
+SELECT reservation_id, sku, location, expires_at, sequence FROM stock_reservation
 WHERE expires_at <= $1
+  AND ($3::timestamptz IS NULL OR (expires_at, reservation_id) > ($3, $4::text))
 ORDER BY expires_at, reservation_id
 LIMIT $2
 """
@@ -172,7 +174,7 @@ TRY_EXPIRY_LEADERSHIP = "SELECT pg_try_advisory_xact_lock(7372021)"
 
 LOAD_RESULTS = """
 SELECT command_id, result_event_id, result_topic, result_key, result_value,
-       header_keys, header_values
+       header_keys, header_values, fingerprint
 FROM processed_command
 WHERE command_id = ANY($1::uuid[])
 """
@@ -185,6 +187,7 @@ PROCESSED_COMMAND_COLUMNS = (
     "result_value",
     "header_keys",
     "header_values",
+    "fingerprint",
 )
 
 OUTBOX_COLUMNS = ("event_id", "topic", "key", "value", "header_keys", "header_values")
@@ -249,6 +252,16 @@ CREATE TABLE IF NOT EXISTS schema_migration (
 """
 
 APPLIED_MIGRATIONS = "SELECT version FROM schema_migration"
+
+# Whether the migrations table exists (the worker's start-up check runs no DDL).
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('schema_migration') IS NOT NULL"
+
+# Slots of PostgreSQL's shared lock table: every session's locks must fit in it together.
+LOCK_TABLE_SLOTS = """
+SELECT current_setting('max_locks_per_transaction')::bigint
+     * (current_setting('max_connections')::bigint
+        + current_setting('max_prepared_transactions')::bigint)
+"""
 
 RECORD_MIGRATION = "INSERT INTO schema_migration (version) VALUES ($1)"
 

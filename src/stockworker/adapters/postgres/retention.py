@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from stockworker.adapters.postgres import queries
-from stockworker.adapters.postgres.errors import is_transient
+from stockworker.adapters.postgres.errors import describe_failure, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,10 @@ class RetentionSweeper:
                         swept.inbox, swept.outbox))  # fmt: skip
             except Exception as exc:
                 if is_transient(exc):
-                    log.warning("retention sweep: transient failure %r", exc)
+                    log.warning("retention sweep: transient failure %s", describe_failure(exc))
                 else:
-                    log.exception("retention sweep failed; retrying after the interval")
+                    log.error("retention sweep failed (%s); retrying after the interval",
+                              describe_failure(exc))  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 

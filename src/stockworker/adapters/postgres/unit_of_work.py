@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from stockworker.adapters.postgres import queries
+from stockworker.adapters.postgres.errors import DatabaseConnectionLost, describe_failure
 from stockworker.domain.catalog import Item, Location
 from stockworker.domain.footprint import Footprint
 from stockworker.domain.ledger import QUANTITY_FIELDS
@@ -127,17 +128,28 @@ class PostgresUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._conn is not None and self._tx is not None
+        conn, tx = self._conn, self._tx
+        self._conn = self._tx = None
         try:
-            if exc_type is None:
+            if exc is None:
                 if self._wrote_outbox:
                     # Delivered at commit: the relay wakes up without polling.
-                    await self._conn.execute(queries.NOTIFY_OUTBOX, OUTBOX_CHANNEL)
-                await self._tx.commit()
-            else:
-                await self._tx.rollback()
+                    await conn.execute(queries.NOTIFY_OUTBOX, OUTBOX_CHANNEL)
+                await tx.commit()
+                return
+            try:
+                await tx.rollback()
+            except Exception as rollback_error:
+                raise DatabaseConnectionLost(
+                    f"{describe_failure(exc)}, then the rollback failed: "
+                    f"{describe_failure(rollback_error)}"
+                ) from exc
+            if conn.is_closed():
+                raise DatabaseConnectionLost(
+                    f"{describe_failure(exc)}, and the connection closed"
+                ) from exc
         finally:
-            await self._pool.release(self._conn)
-            self._conn = self._tx = None
+            await self._pool.release(conn)
 
     async def lock(self, names: Iterable[str]) -> None:
         lock_ids = sorted({lock_id(n) for n in names})
@@ -201,6 +213,7 @@ class PostgresUnitOfWork:
                 result=message_from_row(
                     r, "result_event_id", "result_topic", "result_key", "result_value"
                 ),
+                fingerprint=r["fingerprint"],
             )
             for r in rows
         }
@@ -311,13 +324,22 @@ class PostgresUnitOfWork:
     async def try_lead_expiry(self) -> bool:
         return bool(await self._connection.fetchval(queries.TRY_EXPIRY_LEADERSHIP))
 
-    async def due_reservations(self, now: datetime, limit: int) -> Sequence[DueReservation]:
-        rows = await self._connection.fetch(queries.DUE_RESERVATIONS, now, limit)
+    async def due_reservations(
+        self, now: datetime, limit: int, after: DueReservation | None = None
+    ) -> Sequence[DueReservation]:
+        rows = await self._connection.fetch(
+            queries.DUE_RESERVATIONS,
+            now,
+            limit,
+            after.expires_at if after else None,
+            after.reservation_id if after else None,
+        )
         return [
             DueReservation(
                 reservation_id=r["reservation_id"],
                 position=PositionKey(r["sku"], r["location"]),
                 expires_at=r["expires_at"],
+                sequence=r["sequence"],
             )
             for r in rows
         ]
@@ -336,6 +358,7 @@ class PostgresUnitOfWork:
                     r.result.key,
                     r.result.value,
                     *header_columns(r.result),
+                    r.fingerprint,
                 )
                 for r in results
             ],

@@ -1,0 +1,46 @@
+"""What makes two commands with one command_id the same command.
+
+The inbox keeps a fingerprint of each applied command's canonical payload, as the
+idempotency keys of payment APIs do: a redelivery has the same fingerprint and gets the
+stored result again; a command_id reused for a different payload does not, and is
+refused (COMMAND_ID_REUSED) instead of being answered with another command's result.
+
+Canonical means equal values give equal fingerprints whatever their spelling: key
+order, `5` or `"5.00"` for money, the offset an instant is written with, a default
+sent or left out. `occurred_at` is left out: it says when the publisher built the
+message, not what it asks for, and a publisher retrying may build it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from stockworker.domain.commands import AnyCommand
+
+FINGERPRINT_BYTES = 16
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, (date, UUID)):
+        return str(value)
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def command_fingerprint(command: AnyCommand) -> bytes:
+    payload = command.model_dump(exclude={"occurred_at"})
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_canonical)
+    return hashlib.blake2b(text.encode(), digest_size=FINGERPRINT_BYTES).digest()
+
+
+def raw_fingerprint(value: bytes) -> bytes:
+    """The fingerprint of bytes that are not a valid command (nothing to canonicalise)."""
+    return hashlib.blake2b(value, digest_size=FINGERPRINT_BYTES).digest()
