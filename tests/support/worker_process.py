@@ -70,6 +70,10 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def log_size(self) -> int:
+        """Bytes written to the logs of every run so far."""
+        return sum(p.stat().st_size for p in self.log_dir.glob("worker-*.log"))
+
     def logs(self) -> str:
         return "\n".join(
             p.read_text(errors="replace")[-5000:] for p in sorted(self.log_dir.glob("worker-*.log"))

@@ -8,18 +8,36 @@ with manual acknowledgement: offsets are committed by CommandConsumer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy, Context, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
+from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
 from stockworker.bootstrap import Runtime, build_runtime
 from stockworker.config import Settings
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
+
+
+class GuardedKafkaBroker(KafkaBroker):
+    """FastStream's Kafka broker, with GuardedConsumer for every subscriber.
+
+    FastStream builds consumers from a factory it makes when it connects; this swaps
+    in the same options for a GuardedConsumer (tests/e2e check the swap took).
+    """
+
+    async def _connect(self) -> Callable[..., AIOKafkaConsumer]:
+        built = await super()._connect()
+        assert isinstance(built, partial), "FastStream's consumer factory changed shape"
+        guarded = partial(GuardedConsumer, *built.args, **built.keywords)
+        self.config.broker_config.builder = guarded
+        return guarded
 
 
 async def _raw_batch(
@@ -39,7 +57,7 @@ def create_app(settings: Settings) -> FastStream:
     kafka = settings.kafka()
     # graceful_timeout: on shutdown the broker waits this long for the batch in hand, so
     # it is finished and its offsets committed rather than redone after the restart.
-    broker = KafkaBroker(
+    broker = GuardedKafkaBroker(
         kafka.bootstrap_servers,
         security=kafka.security(),
         graceful_timeout=settings.shutdown_grace_seconds,

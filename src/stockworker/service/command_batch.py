@@ -54,6 +54,7 @@ from stockworker.service.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from stockworker.service.record_headers import undecodable_headers
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,9 @@ class CommandBatchService:
         return report
 
     def _decode(self, record: InboundRecord) -> Decoded:
+        unreadable = undecodable_headers(record.headers)
+        if unreadable is not None:
+            return unreadable
         return decode_command(record.value, self._max_message_bytes)
 
     def _within_lock_budget(self, entries: list[_Entry]) -> list[list[_Entry]]:

@@ -17,6 +17,7 @@ from stockworker.service.limits import (
     varint_size,
 )
 from stockworker.service.ports import Headers, InboundRecord, OutboxMessage
+from stockworker.service.record_headers import printable_headers
 from stockworker.service.topics import Topics
 
 
@@ -73,7 +74,7 @@ def dead_letter(
     value_cap = DEAD_LETTER_VALUE_KEPT if code is DeadLetterCode.MESSAGE_TOO_LARGE else len(value)
     budget = dead_letter_budget(max_message_bytes)
     key, value, headers = _fit(
-        record.key, value[:value_cap], len(value), record.headers, own, budget
+        record.key, value[:value_cap], len(value), printable_headers(record.headers), own, budget
     )
     return OutboxMessage(
         event_id=event_id,

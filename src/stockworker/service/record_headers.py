@@ -1,0 +1,55 @@
+"""Kafka header keys that are not UTF-8.
+
+The protocol defines header keys as strings, but a broker stores whatever bytes a
+client sent. The Kafka adapter hands such a key over surrogate-escaped (Python's
+lossless way to carry undecodable bytes in a str); a record that has one is
+dead-lettered, and since keys must be text everywhere they go next (the outbox, the
+dead-letter topic), each such header travels as two `dlq.*` headers holding the key's
+bytes in base64 and the header's value.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from stockworker.domain.decoding import DeadLetterCode, Undecodable
+from stockworker.service.ports import Headers
+
+INVALID_KEY_HEADER = "dlq.invalid_header.key_b64"
+INVALID_VALUE_HEADER = "dlq.invalid_header.value"
+
+
+def original_key_bytes(key: str) -> bytes | None:
+    """The bytes of a key that is not UTF-8; None for a key that is."""
+    if key.isascii():
+        return None
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return key.encode("utf-8", "surrogateescape")
+    return None
+
+
+def undecodable_headers(headers: Headers) -> Undecodable | None:
+    for index, (key, _) in enumerate(headers):
+        if original_key_bytes(key) is not None:
+            return Undecodable(
+                DeadLetterCode.HEADER_KEY_NOT_UTF8,
+                f"the key of header {index} is not UTF-8 (kept in base64 in {INVALID_KEY_HEADER})",
+            )
+    return None
+
+
+def printable_headers(headers: Headers) -> Headers:
+    """The headers with every non-UTF-8 key replaced by the two `dlq.invalid_header.*`."""
+    if all(original_key_bytes(k) is None for k, _ in headers):
+        return headers
+    kept: list[tuple[str, bytes | None]] = []
+    for key, value in headers:
+        raw = original_key_bytes(key)
+        if raw is None:
+            kept.append((key, value))
+        else:
+            kept.append((INVALID_KEY_HEADER, base64.b64encode(raw)))
+            kept.append((INVALID_VALUE_HEADER, value))
+    return tuple(kept)

@@ -1,0 +1,143 @@
+"""GuardedConsumer against a real broker: a record aiokafka cannot read costs no other record."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
+from stockworker.service.topics import Topics
+from tests.support.raw_kafka import Raw, produce_raw
+from tests.support.services import Services
+
+pytestmark = pytest.mark.integration
+
+POISON = Raw(b"poison", b"{}", [(b"ok", b"1"), (b"\xff\xfe-not-utf8", b"v")])
+
+
+async def fill(bootstrap: str, topic: str) -> dict[int, list[bytes]]:
+    """Ten good records on each of 6 partitions, a poison record after the fifth on 2 and 4."""
+    sent: dict[int, list[bytes]] = defaultdict(list)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        for i in range(10):
+            if i == 5:
+                for partition in (2, 4):
+                    await produce_raw(bootstrap, topic, partition, [POISON])
+                    sent[partition].append(POISON.value or b"")
+            for partition in range(6):
+                value = f"p{partition}-{i}".encode()
+                await producer.send_and_wait(topic, value, partition=partition)
+                sent[partition].append(value)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def drain(
+    consumer: AIOKafkaConsumer, expected: int, max_records: int | None, rounds: int = 40
+) -> list[Any]:
+    got: list[Any] = []
+    for _ in range(rounds):
+        try:
+            batch = await consumer.getmany(timeout_ms=500, max_records=max_records)
+        except Exception:
+            continue
+        got.extend(r for records in batch.values() for r in records)
+        if len(got) >= expected:
+            break
+    return got
+
+
+@pytest.mark.parametrize("max_records", [None, 7])
+async def test_a_poison_record_is_handed_out_raw_and_no_record_is_skipped(
+    services: Services, topics: Topics, max_records: int | None
+) -> None:
+    sent = await fill(services.kafka_bootstrap_servers, topics.commands)
+    consumer = GuardedConsumer(
+        topics.commands,
+        bootstrap_servers=services.kafka_bootstrap_servers,
+        group_id=f"guarded-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        got = await drain(consumer, sum(len(v) for v in sent.values()), max_records)
+    finally:
+        await consumer.stop()
+
+    by_partition: dict[int, list[bytes]] = defaultdict(list)
+    for record in got:
+        by_partition[record.partition].append(record.value)
+    # Every record exactly once, in partition order: none dropped, none repeated.
+    assert dict(by_partition) == dict(sent)
+    poison = [r for r in got if r.key == b"poison"]
+    assert len(poison) == 2
+    for record in poison:
+        assert record.headers[0] == ("ok", b"1")
+        key, value = record.headers[1]
+        assert key.encode("utf-8", "surrogateescape") == b"\xff\xfe-not-utf8"
+        assert value == b"v"
+
+
+async def test_without_the_guard_aiokafka_loses_other_partitions_records(
+    services: Services, topics: Topics
+) -> None:
+    """The failure the guard exists for: if this starts passing, aiokafka fixed it."""
+    sent = await fill(services.kafka_bootstrap_servers, topics.commands)
+    consumer = AIOKafkaConsumer(
+        topics.commands,
+        bootstrap_servers=services.kafka_bootstrap_servers,
+        group_id=f"plain-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        got = await drain(consumer, sum(len(v) for v in sent.values()), None, rounds=10)
+    finally:
+        await consumer.stop()
+    good = sum(len(v) for p, v in sent.items() if p not in (2, 4))
+    assert len([r for r in got if r.partition not in (2, 4)]) < good
+
+
+async def test_a_partition_moved_behind_the_consumers_back_is_read_again(
+    services: Services, topics: Topics
+) -> None:
+    """Defence in depth: a position that moved without handing records out goes back."""
+    producer = AIOKafkaProducer(bootstrap_servers=services.kafka_bootstrap_servers)
+    await producer.start()
+    for i in range(20):
+        await producer.send(topics.commands, f"r{i}".encode(), partition=0)
+    await producer.stop()
+    tp = TopicPartition(topics.commands, 0)
+    consumer = GuardedConsumer(
+        bootstrap_servers=services.kafka_bootstrap_servers,
+        group_id=f"guarded-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        first = await consumer.getmany(timeout_ms=5000, max_records=5)
+        assert [r.offset for r in first[tp]] == [0, 1, 2, 3, 4]
+        # What a fetch that failed half-way leaves behind: the position moved, no records.
+        AIOKafkaConsumer.seek(consumer, tp, 12)
+        rest: list[int] = []
+        for _ in range(20):
+            batch = await consumer.getmany(timeout_ms=500)
+            rest.extend(r.offset for r in batch.get(tp, []))
+            if len(rest) >= 15:
+                break
+            await asyncio.sleep(0)
+        assert rest == list(range(5, 20))
+    finally:
+        await consumer.stop()
