@@ -152,3 +152,53 @@ async def test_every_hostile_record_gets_a_specific_reason_and_the_partition_mov
     )
     assert (summary.commands_lost, summary.applied_twice, summary.ledger_differences) == (0, 0, 0)
     assert sum(summary.dead_letters.values()) == sum(1 for *_, e in CASES if e[0] == "dlq")
+
+
+async def test_a_dead_letter_of_a_record_at_the_limit_with_thousands_of_headers_fits(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    """Its `dlq.*` headers would push the dead letter past what the broker takes: it must
+    be trimmed to fit, and nothing published after it may wait behind it."""
+    topics = Topics(prefix=f"hostile-{uuid.uuid4().hex[:8]}.")
+    await ensure_topics(
+        services.kafka_bootstrap_servers, topics, commands_max_message_bytes=8_000_000
+    )
+    worker = WorkerProcess(database_url, services.kafka_bootstrap_servers, topics, tmp_path)
+    worker.start()
+    value = b"x" * 999_000  # under STOCKWORKER_MAX_MESSAGE_BYTES (1,000,000): parsed, NOT_JSON
+    headers = [(f"h-{i:05d}", b"v" * 100) for i in range(3_000)]
+    before = command("ReceivePOItem", sku="BIG", po_number="B-0", quantity=10)
+    after = command("PickStock", sku="BIG", quantity=1)
+    started = time.monotonic()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=services.kafka_bootstrap_servers, max_request_size=8_000_000
+    )
+    await producer.start()
+    try:
+        async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
+            await producer.send_and_wait(topics.commands, encode(before), key=b"BIG")
+            await producer.send_and_wait(topics.commands, value, key=b"BIG", headers=headers)
+            await producer.send_and_wait(topics.commands, encode(after), key=b"BIG")
+            await events.until(
+                lambda c: after["command_id"] in c.results() and bool(c.on(topics.dead_letters)),
+                BOUND_SECONDS,
+            )
+            await events.settle(2.0)
+            assert worker.alive()
+    finally:
+        await producer.stop()
+        worker.stop()
+        await delete_topics(services.kafka_bootstrap_servers, topics)
+    [dead] = events.on(topics.dead_letters)
+    assert dead.header("dlq.error.code") == b"NOT_JSON"
+    assert dead.value == value  # the value fits whole; the original headers give way
+    dropped = int(dead.header("dlq.headers.dropped"))
+    assert 0 < dropped < len(headers)
+    assert events.results()[after["command_id"]]["type"] == "CommandAccepted"
+    faults = Counter({"record at the limit with 3,000 headers": 1})
+    summary = await verify(
+        "dead-letter-at-the-limit", topics, events, database_url, [before, after], None, faults,
+        started,
+    )  # fmt: skip
+    assert (summary.commands_lost, summary.parked, summary.ledger_differences) == (0, 0, 0)
+    assert summary.dead_letters == {"NOT_JSON": 1}

@@ -7,6 +7,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from stockworker.service.topics import Topics
@@ -21,7 +22,7 @@ from tests.faults.harness import (
 )
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
-from tests.support.services import Services
+from tests.support.services import Services, worker_dsn
 from tests.support.streams import mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess
 
@@ -121,3 +122,55 @@ async def test_kafka_down_under_load_reconnects_and_drains_in_order(
             seen.add(key)
             first_seen[key[:2]].append(key[2])
     assert all(v == sorted(v) for v in first_seen.values())
+
+
+async def test_postgres_connections_terminated_under_load_lose_nothing(
+    services: Services, topics: Topics, database_url: str, tmp_path: Path
+) -> None:
+    """A failover or a proxy restart: every connection of the worker (and its relay) is
+    cut again and again in the middle of its batches. Retried, never dead-lettered."""
+    p = profile()
+    setup, bodies, reference = stream(53, p.outage_commands)
+    worker = WorkerProcess(database_url, services.kafka_bootstrap_servers, topics, tmp_path)
+    faults: Counter[str] = Counter()
+    started = time.monotonic()
+    worker.start()
+    # As the worker's own role, which may end its own sessions.
+    admin = await asyncpg.connect(worker_dsn(database_url))
+    try:
+        async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
+            await apply_setup(services.kafka_bootstrap_servers, topics, events, setup)
+            feeder = asyncio.create_task(feed(services.kafka_bootstrap_servers, topics, bodies))
+            await events.until(lambda c: len(c.results()) >= len(bodies) // 10, 120)
+
+            async def cut_connections() -> None:
+                # Often enough to land inside transactions, the retries' included.
+                while True:
+                    faults["connections terminated"] += await admin.fetchval(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND usename = current_user "
+                        "AND pid <> pg_backend_pid() AND state <> 'idle'"
+                    )
+                    await asyncio.sleep(0.02)
+
+            cutter = asyncio.create_task(cut_connections())
+            try:
+                deadline = time.monotonic() + p.postgres_outage_seconds
+                while time.monotonic() < deadline:
+                    await events.poll(timeout_ms=200)
+                    assert worker.alive(), worker.logs()[-2000:]
+            finally:
+                cutter.cancel()
+            await feeder
+            await wait_for_results(events, setup + bodies, 300)
+        assert worker.alive()
+    finally:
+        await admin.close()
+        assert worker.stop() == 0
+    summary = await verify(
+        "connections-terminated", topics, events, database_url, setup + bodies, reference,
+        faults, started,
+    )  # fmt: skip
+    summary.assert_clean()
+    assert faults["connections terminated"] > 0
+    assert summary.dead_letters == {}  # no valid command was dead-lettered
