@@ -124,17 +124,32 @@ async def test_a_permanent_failure_dead_letters_only_the_failing_record() -> Non
 
     db = FakeDatabase()
 
-    class AlwaysFails(FakeUnitOfWork):
-        async def save(self, changes: Any) -> None:
-            raise ValueError("check constraint")
+    class RefusesOneSku(FakeUnitOfWork):
+        """The database refusing the rows of one SKU (a constraint), whatever else the
+        batch holds."""
 
-    failing = CommandBatchService(lambda: AlwaysFails(db), TOPICS, lambda e: False)
-    report = await failing.process(
-        records(encode(command("ReceivePOItem")), encode(command("ReceivePOItem")))
+        async def save(self, changes: Any) -> None:
+            if any(p.sku == "REFUSED" for _, p in changes.positions):
+                raise ValueError("check constraint")
+            await super().save(changes)
+
+    failing = CommandBatchService(lambda: RefusesOneSku(db), TOPICS, lambda e: False)
+    good, bad, after = (
+        command("ReceivePOItem", sku="SKU-1", po_number="PO-1", quantity=5),
+        command("ReceivePOItem", sku="REFUSED", po_number="PO-2"),
+        command("PickStock", sku="SKU-1", quantity=2),
     )
-    assert report.dead_lettered == 2
-    codes = [dict(m.headers)["dlq.error.code"] for m in db.outbox]
-    assert codes == [b"PROCESSING_FAILED", b"PROCESSING_FAILED"]
+    report = await failing.process(records(encode(good), encode(bad), encode(after)))
+    assert (report.applied, report.dead_lettered) == (2, 1)
+    [dead] = [m for m in db.outbox if m.topic == TOPICS.dead_letters]
+    assert dead.value == encode(bad)
+    assert dict(dead.headers)["dlq.error.code"] == b"PROCESSING_FAILED"
+    assert dict(dead.headers)["dlq.source.offset"] == b"1"
+    assert (db.positions[KEY].on_hand, db.positions[KEY].picked) == (5, 2)
+    assert [r["command_id"] for r in published(db, TOPICS.results)] == [
+        good["command_id"],
+        after["command_id"],
+    ]
 
 
 async def test_an_oversized_record_is_dead_lettered_with_a_publishable_excerpt() -> None:
