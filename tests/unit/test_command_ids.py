@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stockworker.domain.commands import AdjustInventory
+from stockworker.domain.decoding import decode_command
+from stockworker.domain.idempotency import command_fingerprint
 from stockworker.domain.position import PositionKey
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.ports import InboundRecord
@@ -94,3 +97,21 @@ async def test_an_invalid_command_does_not_burn_its_id() -> None:
     assert db.positions[KEY].on_hand == 4
     # Its own event id: a subscriber deduplicating on event_id keeps both results.
     assert len(set(result_ids(db))) == 2
+
+
+def test_the_stored_fingerprint_format_does_not_drift() -> None:
+    """Fingerprints live in the inbox across releases: a change to how they are computed
+    would make every redelivery after an upgrade look like a reused id."""
+    body = {
+        "type": "AdjustInventory",
+        "command_id": "8a8f2d0c-3a52-4a5e-9d43-6e1f0c1e2b11",
+        "occurred_at": "2026-11-23T10:00:00+00:00",
+        "sku": "SKU-1",
+        "location": "WH1",
+        "delta": -2,
+        "reason": "DAMAGE",
+        "unit_cost": "1.50",
+    }
+    decoded = decode_command(json.dumps(body).encode())
+    assert isinstance(decoded, AdjustInventory)
+    assert command_fingerprint(decoded).hex() == "7d4615328d5b3a4fed32784047e66169"

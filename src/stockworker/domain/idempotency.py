@@ -14,9 +14,9 @@ message, not what it asks for, and a publisher retrying may build it again.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -25,7 +25,16 @@ from stockworker.domain.commands import AnyCommand
 FINGERPRINT_BYTES = 16
 
 
+# Exact types: an enum member (a str subclass) is written as its value, not its repr.
+_PLAIN = frozenset({str, int, bool, type(None)})
+_LEFT_OUT = frozenset({"occurred_at", "command_id"})
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
     if isinstance(value, datetime):
@@ -36,9 +45,11 @@ def _canonical(value: Any) -> Any:
 
 
 def command_fingerprint(command: AnyCommand) -> bytes:
-    payload = command.model_dump(exclude={"occurred_at"})
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_canonical)
-    return hashlib.blake2b(text.encode(), digest_size=FINGERPRINT_BYTES).digest()
+    # The values in field order (fixed per command type, whose name is the `type`
+    # field), every field present: what the command means, not how it was spelled.
+    # command_id is left out too: fingerprints are only compared under one id.
+    values = [_canonical(v) for k, v in command.__dict__.items() if k not in _LEFT_OUT]
+    return hashlib.blake2b(repr(values).encode(), digest_size=FINGERPRINT_BYTES).digest()
 
 
 def raw_fingerprint(value: bytes) -> bytes:
