@@ -100,6 +100,12 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
@@ -165,6 +171,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
             await producer.flush()
 
+        cpu_before = [cpu_seconds(w.pid) for w in workers]
         first = time.perf_counter()
         feeder = asyncio.create_task(feed())
         seen = 0
@@ -183,6 +190,7 @@ async def run(args: argparse.Namespace) -> None:
         await feeder
         elapsed = last - first
         memory = [peak_rss_mib(w.pid) for w in workers]
+        cpu = [cpu_seconds(w.pid) - b for w, b in zip(workers, cpu_before, strict=True)]
     finally:
         await producer.stop()
         await consumer.stop()
@@ -206,6 +214,12 @@ async def run(args: argparse.Namespace) -> None:
     )
     peaks = ", ".join(f"{role} {mib:.0f} MiB" for role, mib in zip(roles, memory, strict=True))
     print(f"peak RSS:        {peaks}")
+    # Everything the worker processes did meanwhile (relay, expiry and retention included).
+    per_command = ", ".join(
+        f"{role} {seconds / max(seen, 1) * 1e6:.0f} µs"
+        for role, seconds in zip(roles, cpu, strict=True)
+    )
+    print(f"CPU per command: {per_command}")
     if seen < len(commands):
         print(f"INCOMPLETE: {len(commands) - seen} results missing (logs in {logs})")
         raise SystemExit(1)
