@@ -38,6 +38,11 @@ from stockworker.adapters.postgres.errors import (
         asyncpg.exceptions.UndefinedTableError("relation does not exist"),
         # No evidence either way: retried rather than dead-lettering a valid command.
         RuntimeError("something nobody expected"),
+        # Our own code raising is a bug: fixed and redeployed, nothing dead-lettered.
+        decimal.InvalidOperation(),
+        ValueError("a bug"),
+        KeyError("a bug"),
+        TypeError("a bug"),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -53,9 +58,6 @@ def test_transient(error: BaseException) -> None:
         asyncpg.exceptions.UntranslatableCharacterError("NUL byte"),
         asyncpg.exceptions.NumericValueOutOfRangeError("numeric field overflow"),
         DriverDataError("invalid input for query argument $1"),
-        decimal.InvalidOperation(),
-        ValueError("a bug"),
-        KeyError("a bug"),
     ],
     ids=lambda e: type(e).__name__,
 )

@@ -2,10 +2,11 @@
 
 A failure is *permanent* only on positive evidence that the same work would fail the
 same way again because of the data it carries: PostgreSQL refused the data itself (a
-data exception or a constraint), or our own code raised a data error on it while the
-connection stayed healthy. Everything else — a lost or refused connection, a
-conflict, missing resources or privileges, a failure nobody recognises — is retried
-with backoff: a command is never dead-lettered because the database was unwell.
+data exception or a constraint), or the driver could not encode a value for its
+column. Everything else is retried with backoff: a lost or refused connection, a
+conflict, missing resources or privileges, and an exception of our own code, which is
+a bug to fix (the domain answers bad data with rejections, not exceptions) and must not
+turn valid commands into dead letters.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ INBOX_PRIMARY_KEY = "processed_command_pkey"
 
 # Data exception, integrity constraint violation: the refused rows are the problem.
 _PERMANENT_SQLSTATE_CLASSES = ("22", "23")
-# Our own code raising one of these on a record's data is a deterministic failure.
-_DATA_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
 
 
 class DatabaseConnectionLost(ConnectionError):
@@ -44,13 +43,14 @@ def is_permanent(exc: BaseException) -> bool:
             # the other's inbox entry and treats the command as a duplicate.
             return False
         return str(exc.sqlstate or "")[:2] in _PERMANENT_SQLSTATE_CLASSES
-    if isinstance(exc, asyncpg.InterfaceError):
-        # The driver's own DataError (a ValueError) is a value it cannot encode for its
-        # column; every other client-side error is about the connection.
-        return isinstance(exc, ValueError)
-    if isinstance(exc, (OSError, TimeoutError)):
-        return False
-    return isinstance(exc, _DATA_ERRORS)
+    # The driver's own DataError (a ValueError) is a value it cannot encode for its
+    # column; every other client-side error is about the connection.
+    return isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError)
+
+
+def is_lock_table_full(exc: BaseException) -> bool:
+    """PostgreSQL's shared lock table has no room ("out of shared memory", 53200)."""
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == "53200"
 
 
 def is_transient(exc: BaseException) -> bool:
