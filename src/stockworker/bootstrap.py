@@ -16,6 +16,7 @@ from stockworker.adapters.kafka.relay import OutboxRelay
 from stockworker.adapters.postgres.errors import (
     describe_failure,
     is_configuration_error,
+    is_lock_table_full,
     is_transient,
 )
 from stockworker.adapters.postgres.migrations import lock_table_slots, missing_migrations
@@ -125,6 +126,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         ),
         describe_failure=describe_failure,
         max_locks_per_transaction=settings.max_locks_per_transaction,
+        is_lock_table_full=is_lock_table_full,
     )
     expiry = ReservationExpiry(
         unit_of_work,

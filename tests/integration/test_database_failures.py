@@ -18,7 +18,7 @@ from stockworker.adapters.postgres.unit_of_work import (
 )
 from stockworker.domain.position import PositionKey
 from stockworker.service.command_batch import CommandBatchService
-from stockworker.service.expiry import ReservationExpiry
+from stockworker.service.expiry import ReservationExpiry, expiry_command
 from stockworker.service.ports import InboundRecord
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
@@ -162,3 +162,61 @@ async def test_an_expiry_sweep_reaches_every_due_reservation(pool: asyncpg.Pool)
     assert (await expiry.sweep()).applied == 30
     [position] = await all_positions(pool)
     assert (position.key, position.reserved) == (PositionKey("SKU-1", "WH1"), 0)
+
+
+async def test_a_dead_letter_whose_header_key_holds_nul_is_stored(pool: asyncpg.Pool) -> None:
+    """PostgreSQL's text refuses NUL (SQLSTATE 22021): stored as it came, the key would
+    fail every attempt to dead-letter its record and stop the partition."""
+    service = CommandBatchService(PostgresUnitOfWorkFactory(pool), TOPICS, is_transient)
+    record = InboundRecord(TOPICS.commands, 0, 3, b"k", b"not json", (("a\x00b", b"v"),))
+    good = InboundRecord(TOPICS.commands, 0, 4, b"k", encode(command("ReceivePOItem")))
+    report = await service.process([record, good])
+    assert (report.dead_lettered, report.applied) == (1, 1)
+    [keys] = [
+        r["header_keys"]
+        for r in await pool.fetch(
+            "SELECT header_keys FROM outbox WHERE topic = $1", TOPICS.dead_letters
+        )
+    ]
+    assert keys[:2] == ["dlq.invalid_header.key_b64", "dlq.invalid_header.value"]
+
+
+async def test_due_reservations_that_stay_do_not_starve_the_one_behind_them(
+    pool: asyncpg.Pool,
+) -> None:
+    """More than a page of due reservations that a sweep cannot release (their expiry is
+    already in the inbox, as the old colliding ids left them) ahead of one it can."""
+    now = datetime.now(UTC)
+    factory = PostgresUnitOfWorkFactory(pool)
+    service = CommandBatchService(factory, TOPICS, is_transient)
+    expiry = ReservationExpiry(
+        factory, service, clock=lambda: now, is_transient=is_transient, batch_size=3
+    )
+    made = (now - timedelta(hours=3)).isoformat()
+
+    def reserve(rid: str, expires: datetime) -> dict[str, Any]:
+        return command(
+            "ReserveStock",
+            reservation_id=rid,
+            quantity=1,
+            order_ref="O",
+            expires_at=expires.isoformat(),
+            occurred_at=made,
+        )
+
+    stuck = [reserve(f"R-{i:02d}", now - timedelta(hours=2)) for i in range(8)]
+    last = reserve("R-99", now - timedelta(hours=1))
+    await service.process(records([command("ReceivePOItem", quantity=100), *stuck, last]))
+    async with factory() as uow:
+        due = await uow.due_reservations(now, 100)
+    assert [d.reservation_id for d in due][-1] == "R-99"
+    # Their expiries look processed already: each sweep finds them due again.
+    await pool.executemany(
+        "INSERT INTO processed_command (command_id, result_event_id, result_topic, "
+        "result_value) VALUES ($1, $1, 't', '{}')",
+        [(expiry_command(d, now).command_id,) for d in due[:-1]],
+    )
+    report = await expiry.sweep()
+    assert (report.applied, report.duplicates) == (1, 8)
+    [position] = await all_positions(pool)
+    assert sorted(position.reservations) == [f"R-{i:02d}" for i in range(8)]

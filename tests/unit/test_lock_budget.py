@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from stockworker.domain.commands import COMMAND_TYPES
 from stockworker.domain.decoding import decode_command
 from stockworker.domain.footprint import footprint
@@ -57,3 +59,30 @@ def test_no_command_takes_more_locks_than_the_bound_the_budget_relies_on() -> No
         decoded = decode_command(encode(command(type_, **extra)))
         assert isinstance(decoded, COMMAND_TYPES), type_
         assert len(lock_names(footprint(decoded))) <= MAX_LOCKS_PER_COMMAND, type_
+
+
+class LockTableFull(Exception):
+    pass
+
+
+async def test_a_full_lock_table_makes_the_batch_take_fewer_locks_at_a_time() -> None:
+    """The table is shared: other workers may hold most of it. Retrying the same
+    request would fail the same way; halves fit."""
+    db = FakeDatabase()
+
+    class SmallLockTable(FakeUnitOfWork):
+        async def lock(self, names: Iterable[str]) -> None:
+            if len(set(names)) > 10:
+                raise LockTableFull("out of shared memory")
+            await super().lock(names)
+
+    service = CommandBatchService(
+        lambda: SmallLockTable(db),
+        TOPICS,
+        is_transient=lambda e: isinstance(e, LockTableFull),
+        is_lock_table_full=lambda e: isinstance(e, LockTableFull),
+    )
+    bodies = [command("ReceivePOItem", sku=f"SKU-{i}", po_number=f"PO-{i}") for i in range(30)]
+    report = await service.process(records(bodies))
+    assert report.applied == 30
+    assert max(db.locks_taken) <= 10

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 from stockworker.domain.commands import AnyCommand
@@ -38,7 +38,7 @@ from stockworker.domain.events import (
     rejected,
 )
 from stockworker.domain.footprint import Footprint, footprint
-from stockworker.domain.idempotency import command_fingerprint, raw_fingerprint
+from stockworker.domain.idempotency import command_fingerprint, raw_fingerprint, same_command
 from stockworker.domain.ledger import LedgerEntry, ledger_entry
 from stockworker.domain.outcome import Outcome, Rejection, RejectionCode
 from stockworker.domain.position import Position, PositionKey
@@ -167,12 +167,14 @@ class CommandBatchService:
         policy: Policy | None = None,
         describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
         max_locks_per_transaction: int = 2_000,
+        is_lock_table_full: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self._unit_of_work = unit_of_work
         self._topics = topics
         self._is_transient = is_transient
         self._describe = describe_failure
         self._lock_budget = max(max_locks_per_transaction, MAX_LOCKS_PER_COMMAND)
+        self._is_lock_table_full = is_lock_table_full
         self._max_message_bytes = max_message_bytes
         self._policy = policy or Policy()
 
@@ -224,6 +226,14 @@ class CommandBatchService:
                 return await self.apply_in(uow, entries)
         except Exception as exc:
             if self._is_transient(exc):
+                if len(entries) > 1 and self._is_lock_table_full(exc):
+                    # Other sessions hold the rest of the shared lock table: take fewer
+                    # locks at a time rather than retry the same request.
+                    log.warning("PostgreSQL's lock table is full: applying %d records in "
+                                "halves", len(entries))  # fmt: skip
+                    half = len(entries) // 2
+                    first = await self._apply_or_split(entries[:half])
+                    return first + await self._apply_or_split(entries[half:])
                 raise
             # Described, never quoted: the database's message can hold row contents.
             reason = self._describe(exc)
@@ -243,10 +253,25 @@ class CommandBatchService:
 
     async def _dead_letter_failure(self, record: InboundRecord, reason: str) -> BatchReport:
         code = DeadLetterCode.PROCESSING_FAILED
-        dead = dead_letter(record, code, reason[:500], self._topics, self._max_message_bytes)
-        async with self._unit_of_work() as uow:
-            await uow.append_outbox([dead])
+        try:
+            await self._append(dead_letter(record, code, reason[:500], self._topics,
+                                           self._max_message_bytes))  # fmt: skip
+        except Exception as exc:
+            if self._is_transient(exc):
+                raise
+            # What the database refuses is in the record's own headers: keep its key and
+            # value and where it came from, so the partition still moves on.
+            log.error("the dead letter of %s[%d]@%d was refused too (%s); writing it "
+                      "without the original headers", record.topic, record.partition,
+                      record.offset, self._describe(exc))  # fmt: skip
+            bare = replace(record, headers=())
+            await self._append(dead_letter(bare, code, reason[:500], self._topics,
+                                           self._max_message_bytes))  # fmt: skip
         return BatchReport(dead_lettered=1)
+
+    async def _append(self, message: OutboxMessage) -> None:
+        async with self._unit_of_work() as uow:
+            await uow.append_outbox([message])
 
     async def apply_in(
         self,
@@ -278,7 +303,9 @@ class CommandBatchService:
                 continue
             prior = batch.stored.get(item.command_id)
             fingerprint = None if isinstance(item, InvalidCommand) else command_fingerprint(item)
-            same = fingerprint is None or prior is None or prior.fingerprint in (None, fingerprint)
+            same = (
+                fingerprint is None or prior is None or same_command(prior.fingerprint, fingerprint)
+            )
             if prior is not None and same:
                 # A redelivery: the stored result again. (An invalid payload under an id
                 # that was applied is taken as a redelivery too: the rules it was

@@ -1,11 +1,12 @@
-"""Kafka header keys that are not UTF-8.
+"""Kafka header keys that are not UTF-8, or not storable as text.
 
 The protocol defines header keys as strings, but a broker stores whatever bytes a
 client sent. The Kafka adapter hands such a key over surrogate-escaped (Python's
 lossless way to carry undecodable bytes in a str); a record that has one is
-dead-lettered, and since keys must be text everywhere they go next (the outbox, the
-dead-letter topic), each such header travels as two `dlq.*` headers holding the key's
-bytes in base64 and the header's value.
+dead-lettered. Keys must be text everywhere a dead letter goes next (the outbox's
+`text[]`, which also refuses NUL, and the dead-letter topic), so each header whose key
+is not UTF-8 or holds NUL travels as two `dlq.*` headers: the key's bytes in base64,
+and the header's value.
 """
 
 from __future__ import annotations
@@ -40,13 +41,22 @@ def undecodable_headers(headers: Headers) -> Undecodable | None:
     return None
 
 
+def _unstorable_key_bytes(key: str) -> bytes | None:
+    """The bytes of a key that cannot be stored as text; None for one that can."""
+    raw = original_key_bytes(key)
+    if raw is None and "\x00" in key:
+        raw = key.encode("utf-8")
+    return raw
+
+
 def printable_headers(headers: Headers) -> Headers:
-    """The headers with every non-UTF-8 key replaced by the two `dlq.invalid_header.*`."""
-    if all(original_key_bytes(k) is None for k, _ in headers):
+    """The headers with every key that cannot be stored as text (not UTF-8, or holding
+    NUL) replaced by the two `dlq.invalid_header.*` headers."""
+    if all(_unstorable_key_bytes(k) is None for k, _ in headers):
         return headers
     kept: list[tuple[str, bytes | None]] = []
     for key, value in headers:
-        raw = original_key_bytes(key)
+        raw = _unstorable_key_bytes(key)
         if raw is None:
             kept.append((key, value))
         else:
