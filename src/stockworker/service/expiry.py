@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from stockworker.domain.commands import ExpireReservation
 from stockworker.domain.events import EVENT_ID_NAMESPACE
 from stockworker.service.command_batch import BatchReport, CommandBatchService
-from stockworker.service.ports import DueReservation, UnitOfWorkFactory
+from stockworker.service.ports import DueReservation, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,51 @@ class ReservationExpiry:
         total = BatchReport()
         after: DueReservation | None = None
         while not self._stopping.is_set():
-            async with self._unit_of_work() as uow:
-                if not await uow.try_lead_expiry():
-                    break
-                due = await uow.due_reservations(now, self._batch_size, after)
-                if due:
-                    entries = [(None, expiry_command(d, now)) for d in due]
-                    total += await self._service.apply_in(uow, entries, republish_duplicates=False)
+            page = await self._expire_page(now, after)
+            if page is None:  # another worker sweeps
+                break
+            due, report = page
+            total += report
             if len(due) < self._batch_size:
                 break
             after = due[-1]
         return total
+
+    async def _expire_page(
+        self, now: datetime, after: DueReservation | None
+    ) -> tuple[Sequence[DueReservation], BatchReport] | None:
+        due: Sequence[DueReservation] = ()
+        try:
+            async with self._unit_of_work() as uow:
+                if not await uow.try_lead_expiry():
+                    return None
+                due = await uow.due_reservations(now, self._batch_size, after)
+                return due, await self._expire(uow, due, now)
+        except Exception as exc:
+            if self._is_transient(exc) or not due:
+                raise
+            log.error("expiring %d reservations failed (%s); expiring them one at a time",
+                      len(due), self._describe(exc))  # fmt: skip
+        # One reservation the database refuses must not keep the others from expiring.
+        report = BatchReport()
+        for one in due:
+            try:
+                async with self._unit_of_work() as uow:
+                    report += await self._expire(uow, [one], now)
+            except Exception as exc:
+                if self._is_transient(exc):
+                    raise
+                log.error("reservation %s could not be expired (%s); left for the next sweep",
+                          one.reservation_id, self._describe(exc))  # fmt: skip
+        return due, report
+
+    async def _expire(
+        self, uow: UnitOfWork, due: Sequence[DueReservation], now: datetime
+    ) -> BatchReport:
+        if not due:
+            return BatchReport()
+        entries = [(None, expiry_command(d, now)) for d in due]
+        return await self._service.apply_in(uow, entries, republish_duplicates=False)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
