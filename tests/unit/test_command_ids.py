@@ -7,7 +7,7 @@ from typing import Any
 
 from stockworker.domain.commands import AdjustInventory
 from stockworker.domain.decoding import decode_command
-from stockworker.domain.idempotency import command_fingerprint
+from stockworker.domain.idempotency import command_fingerprint, same_command
 from stockworker.domain.position import PositionKey
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.ports import InboundRecord
@@ -114,4 +114,12 @@ def test_the_stored_fingerprint_format_does_not_drift() -> None:
     }
     decoded = decode_command(json.dumps(body).encode())
     assert isinstance(decoded, AdjustInventory)
-    assert command_fingerprint(decoded).hex() == "7d4615328d5b3a4fed32784047e66169"
+    assert command_fingerprint(decoded).hex() == "01bd29ad4444a4a72c7329ff08cb6141c4"
+    # A field sent at its default is the same command as one left out: a field added
+    # with a default in a later release leaves the stored fingerprints as they are.
+    explicit = decode_command(json.dumps({**body, "expected_version": None}).encode())
+    assert isinstance(explicit, AdjustInventory)
+    assert command_fingerprint(explicit) == command_fingerprint(decoded)
+    # A fingerprint of another version of the algorithm is taken as the same command.
+    assert same_command(b"\x00" + bytes(16), command_fingerprint(decoded))
+    assert not same_command(b"\x01" + bytes(16), command_fingerprint(decoded))

@@ -9,6 +9,11 @@ Canonical means equal values give equal fingerprints whatever their spelling: ke
 order, `5` or `"5.00"` for money, the offset an instant is written with, a default
 sent or left out. `occurred_at` is left out: it says when the publisher built the
 message, not what it asks for, and a publisher retrying may build it again.
+
+Fingerprints are kept in the inbox across releases, so they must not change with the
+code: fields at their default are left out (a new optional field changes nothing), and
+the first byte is a version of the algorithm; fingerprints of different versions are
+taken as the same command rather than refused.
 """
 
 from __future__ import annotations
@@ -23,18 +28,19 @@ from uuid import UUID
 from stockworker.domain.commands import AnyCommand
 
 FINGERPRINT_BYTES = 16
+FINGERPRINT_VERSION = b"\x01"
 
 
 # Exact types: an enum member (a str subclass) is written as its value, not its repr.
-_PLAIN = frozenset({str, int, bool, type(None)})
-_LEFT_OUT = frozenset({"occurred_at", "command_id"})
+_PLAIN = frozenset({str, int, bool})
+_LEFT_OUT = frozenset({"occurred_at", "command_id", "type"})
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any) -> str:
     if type(value) in _PLAIN:
-        return value
+        return str(value)
     if isinstance(value, Enum):
-        return value.value
+        return str(value.value)
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")
     if isinstance(value, datetime):
@@ -44,12 +50,45 @@ def _canonical(value: Any) -> Any:
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
+_REQUIRED = object()
+
+
+def _defaults(kind: type[AnyCommand]) -> dict[str, Any]:
+    """Each field's default, `_REQUIRED` for those without one."""
+    found = _DEFAULTS.get(kind)
+    if found is None:
+        found = {
+            name: _REQUIRED if f.is_required() else f.default
+            for name, f in kind.model_fields.items()
+        }
+        _DEFAULTS[kind] = found
+    return found
+
+
+_DEFAULTS: dict[type[AnyCommand], dict[str, Any]] = {}
+
+
+def _at_default(value: Any, default: Any) -> bool:
+    return default is not _REQUIRED and (value is default or value == default)
+
+
 def command_fingerprint(command: AnyCommand) -> bytes:
-    # The values in field order (fixed per command type, whose name is the `type`
-    # field), every field present: what the command means, not how it was spelled.
-    # command_id is left out too: fingerprints are only compared under one id.
-    values = [_canonical(v) for k, v in command.__dict__.items() if k not in _LEFT_OUT]
-    return hashlib.blake2b(repr(values).encode(), digest_size=FINGERPRINT_BYTES).digest()
+    # The type, then every field not at its default, as name and canonical value in
+    # field order. command_id is left out too: fingerprints are only compared under
+    # one id. The separators are control characters, which no text field may hold.
+    defaults = _defaults(type(command))
+    text = command.type + "".join(
+        f"\x1e{k}\x1f{_canonical(v)}"
+        for k, v in command.__dict__.items()
+        if k not in _LEFT_OUT and not _at_default(v, defaults[k])
+    )
+    digest = hashlib.blake2b(text.encode(), digest_size=FINGERPRINT_BYTES).digest()
+    return FINGERPRINT_VERSION + digest
+
+
+def same_command(stored: bytes | None, current: bytes) -> bool:
+    """Whether a stored fingerprint is the same command's (unknown ones are taken to be)."""
+    return stored is None or stored[:1] != current[:1] or stored == current
 
 
 def raw_fingerprint(value: bytes) -> bytes:
