@@ -6,13 +6,20 @@ while fetching), the records it already drained from other partitions are droppe
 the exception, their positions stay moved, and the next commit would skip them; the
 partition holding the record stays stuck on it. `GuardedConsumer` closes both holes:
 
-- it remembers, per partition, the position up to which every record was handed out,
-  and puts a partition back there whenever it finds it moved further without handing
-  anything out (a failed fetch, or anything else); a jump that comes back after such a
-  rewind is real (records deleted by retention) and is then accepted;
+- when a fetch fails, whatever it raised, every partition goes back to where it stood
+  when the fetch began (a partition that had no position yet goes back to its
+  committed offset before it is read again);
+- between fetches it checks that no partition moved forward on its own, and puts one
+  that did back: defence in depth against anything else losing records. A jump that
+  comes back after such a rewind is real (records deleted by retention) and accepted.
+  Transaction markers and compaction never trigger it: aiokafka moves positions past
+  them while fetching, and only moves made outside a fetch are checked;
 - a record aiokafka cannot read is read from the broker byte for byte
-  (`record_batches`) and handed out with the records before it, its header keys
+  (`record_batches`) and handed out after the records before it, its header keys
   surrogate-escaped, so that the worker dead-letters it and goes on.
+
+Whatever else a fetch raises leaves as a KafkaError: FastStream's consume loop retries
+those and would stop on anything else.
 """
 
 from __future__ import annotations
@@ -20,10 +27,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CorruptRecordException, IllegalStateError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    CorruptRecordException,
+    IllegalStateError,
+    KafkaError,
+)
 from aiokafka.protocol.fetch import FetchRequest
 
 from stockworker.adapters.kafka.record_batches import RawRecord, read_records
@@ -34,11 +47,14 @@ log = logging.getLogger(__name__)
 # UnicodeDecodeError of a header key through, the pure-Python reader wraps it.
 UNREADABLE_RECORD_ERRORS = (UnicodeDecodeError, CorruptRecordException)
 _READ_UNCOMMITTED = 0
-_RAW_FETCH_PARTITION_BYTES = 8 * 1024 * 1024
 _RAW_FETCH_TIMEOUT_SECONDS = 30.0
 _MAX_BACKOFF_SECONDS = 5.0
 
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
+
+class FetchFailed(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """A fetch failed for a reason aiokafka does not report as a KafkaError."""
 
 
 class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
@@ -52,6 +68,8 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         self._assignment_seen: object | None = None
         # A rewind not yet confirmed: partition -> (where it should be, where it was).
         self._rewound: dict[TopicPartition, tuple[int, int]] = {}
+        # Paused after a failed fetch until their committed offset is known again.
+        self._to_restart: set[TopicPartition] = set()
         self._failures = 0
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
@@ -62,14 +80,23 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> Batch:
         self._check_positions()
+        await self._restart_paused()
+        start = self._positions_now()
         try:
             batch: Batch = await super().getmany(
                 *partitions, timeout_ms=timeout_ms, max_records=max_records
             )
         except UNREADABLE_RECORD_ERRORS as exc:
-            return await self._get_past_unreadable(exc, max_records)
-        except BaseException:
-            self._rewind_known()
+            self._rewind_to(start)
+            return await self._get_past_unreadable(exc, partitions, max_records)
+        except (KafkaError, ConsumerStoppedError):
+            self._rewind_to(start)
+            raise
+        except Exception as exc:
+            self._rewind_to(start)
+            raise FetchFailed(f"fetching commands failed: {exc!r}") from exc
+        except BaseException:  # cancelled: nothing was handed out
+            self._rewind_to(start)
             raise
         self._failures = 0
         self._note_positions()
@@ -90,17 +117,27 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         state = assignment.state_value(tp)
         return state.position if state.has_valid_position else None
 
+    def _positions_now(self) -> dict[TopicPartition, int | None]:
+        assignment = self._assignment()
+        tps: Iterable[TopicPartition] = () if assignment is None else assignment.tps
+        return {tp: self._position_now(tp) for tp in tps}
+
     def _check_positions(self) -> None:
+        """Between fetches nothing moves a partition forward but our own seeks."""
         assignment = self._assignment()
         if assignment is not self._assignment_seen:
             # A new assignment starts every partition at its committed offset.
             self._handed_out_to.clear()
             self._rewound.clear()
+            self._to_restart.clear()
             self._assignment_seen = assignment
         for tp, expected in list(self._handed_out_to.items()):
             position = self._position_now(tp)
-            if position is None or position == expected:
+            if position is None or position <= expected:
+                # Backwards (a reset to earliest, a truncation) only reads again: safe.
                 self._rewound.pop(tp, None)
+                if position is not None:
+                    self._handed_out_to[tp] = position
                 continue
             if self._rewound.get(tp) == (expected, position):
                 log.warning(
@@ -127,43 +164,52 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
             if position is not None:
                 self._handed_out_to[tp] = position
 
-    async def _restart_point(self, tp: TopicPartition) -> int:
-        known = self._handed_out_to.get(tp)
-        if known is not None:
-            return known
-        # Assigned during the failed fetch: nothing was handed out since the last commit.
-        committed = await self.committed(tp)
-        if committed is not None:
-            return int(committed)
-        beginning = await self.beginning_offsets([tp])
-        return int(beginning[tp])
-
-    def _rewind_known(self) -> None:
-        """After a failed fetch: partitions go back to where their handed-out records end."""
-        for tp, offset in self._handed_out_to.items():
-            if self._position_now(tp) not in (None, offset):
-                super().seek(tp, offset)
-
-    async def _rewind_all(self) -> dict[TopicPartition, int]:
-        """Like `_rewind_known`, also for partitions assigned during the failed fetch."""
-        rewound: dict[TopicPartition, int] = {}
-        for tp in self.assignment():
-            try:
-                offset = await self._restart_point(tp)
-                self.seek(tp, offset)
-                rewound[tp] = offset
-            except IllegalStateError:  # revoked meanwhile: its new owner starts from the commit
+    def _rewind_to(self, start: dict[TopicPartition, int | None]) -> None:
+        """After a failed fetch: every partition back where the fetch found it."""
+        assignment = self._assignment()
+        if assignment is None:
+            return
+        for tp in assignment.tps:
+            now, before = self._position_now(tp), start.get(tp)
+            if now is None or now == before:
                 continue
-        return rewound
+            if before is not None:
+                super().seek(tp, before)
+                self._handed_out_to[tp] = before
+            else:
+                # It got its position (or was assigned) during the fetch and may have
+                # been read from: read nothing more of it until its committed offset is
+                # known again.
+                self.pause(tp)
+                self._to_restart.add(tp)
+        self._assignment_seen = assignment
+
+    async def _restart_paused(self) -> None:
+        for tp in list(self._to_restart):
+            try:
+                committed = await self.committed(tp)
+                if committed is None:
+                    committed = (await self.beginning_offsets([tp]))[tp]
+            except IllegalStateError:  # revoked meanwhile: its new owner starts from the commit
+                self._to_restart.discard(tp)
+                continue
+            except KafkaError as exc:
+                log.debug("cannot find where %s restarts yet (%r); it stays paused", tp, exc)
+                continue
+            self.seek(tp, int(committed))
+            self.resume(tp)
+            self._to_restart.discard(tp)
 
     # -- a record aiokafka cannot read ------------------------------------------------
 
-    async def _get_past_unreadable(self, exc: BaseException, max_records: int | None) -> Batch:
+    async def _get_past_unreadable(
+        self, exc: BaseException, partitions: tuple[TopicPartition, ...], max_records: int | None
+    ) -> Batch:
         self._failures += 1
-        positions = await self._rewind_all()
         try:
+            await self._restart_paused()
             batch = await asyncio.wait_for(
-                self._read_up_to_unreadable(positions, max_records), _RAW_FETCH_TIMEOUT_SECONDS
+                self._read_up_to_unreadable(partitions, max_records), _RAW_FETCH_TIMEOUT_SECONDS
             )
         except Exception as raw_exc:
             log.warning("could not read the partitions byte for byte: %r", raw_exc)
@@ -179,18 +225,25 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         return {}
 
     async def _read_up_to_unreadable(
-        self, positions: dict[TopicPartition, int], max_records: int | None
+        self, partitions: tuple[TopicPartition, ...], max_records: int | None
     ) -> Batch:
-        """For each partition holding a record aiokafka cannot read: the records up to it."""
+        """For a partition holding a record aiokafka cannot read: the records up to it.
+
+        Reads what aiokafka's own fetch covered (`max_partition_fetch_bytes` from each
+        partition's position), and hands out at most `max_records` in all.
+        """
+        readable = set(partitions) if partitions else self.assignment() - self.paused()
+        positions = {tp: p for tp in readable if (p := self._position_now(tp)) is not None}
         by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
         for tp in positions:
             leader = self._client.cluster.leader_for_partition(tp)
             if leader is not None and leader >= 0:
                 by_leader[leader].append(tp)
+        room = max_records
         batch: Batch = {}
         for leader, tps in by_leader.items():
-            for tp, records in (await self._fetch_raw(leader, tps, positions)).items():
-                taken = _up_to_first_unreadable(records, max_records)
+            for tp, data in (await self._fetch_raw(leader, tps, positions)).items():
+                taken = _up_to_first_unreadable(read_records(data, positions[tp]), room)
                 if not taken:
                     continue
                 bad = taken[-1]
@@ -200,35 +253,39 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
                         "handed over as read from the broker", tp, bad.offset,
                     )  # fmt: skip
                 batch[tp] = [_consumer_record(tp, r) for r in taken]
-                self.seek(tp, taken[-1].offset + 1)
+                self.seek(tp, bad.offset + 1)
+                if room is not None:
+                    room -= len(taken)
+                    if room <= 0:
+                        return batch
         return batch
 
     async def _fetch_raw(
         self, leader: int, tps: list[TopicPartition], positions: dict[TopicPartition, int]
-    ) -> dict[TopicPartition, list[RawRecord]]:
+    ) -> dict[TopicPartition, bytes]:
+        limit = self._max_partition_fetch_bytes
         topics: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         for tp in tps:
-            topics[tp.topic].append((tp.partition, positions[tp], _RAW_FETCH_PARTITION_BYTES))
-        request = FetchRequest(
-            0, 1, _RAW_FETCH_PARTITION_BYTES * len(tps), _READ_UNCOMMITTED, list(topics.items())
-        )
+            topics[tp.topic].append((tp.partition, positions[tp], limit))
+        request = FetchRequest(0, 1, limit * len(tps), _READ_UNCOMMITTED, list(topics.items()))
         response = await self._client.send(leader, request)
-        found: dict[TopicPartition, list[RawRecord]] = {}
-        for topic, partitions in response.topics:
-            for partition, error_code, _highwater, *partition_data in partitions:
+        found: dict[TopicPartition, bytes] = {}
+        for topic, partition_list in response.topics:
+            for partition, error_code, _highwater, *partition_data in partition_list:
                 tp = TopicPartition(topic, partition)
-                if error_code or tp not in positions or not partition_data[-1]:
-                    continue
-                found[tp] = list(read_records(partition_data[-1], positions[tp]))
+                if not error_code and tp in positions and partition_data[-1]:
+                    found[tp] = partition_data[-1]
         return found
 
 
-def _up_to_first_unreadable(records: list[RawRecord], max_records: int | None) -> list[RawRecord]:
-    """Records up to and including the first unreadable one; none if all are readable."""
-    for index, record in enumerate(records):
+def _up_to_first_unreadable(records: Iterable[RawRecord], room: int | None) -> list[RawRecord]:
+    """Records up to and including the first unreadable one, at most `room` of them;
+    none when all are readable (reading stops at the first unreadable one)."""
+    taken: list[RawRecord] = []
+    for record in records:
+        taken.append(record)
         if record.has_undecodable_header_key:
-            taken = records[: index + 1]
-            return taken if max_records is None else taken[:max_records]
+            return taken if room is None else taken[:room]
     return []
 
 
