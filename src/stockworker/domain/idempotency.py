@@ -68,20 +68,22 @@ def _defaults(kind: type[AnyCommand]) -> dict[str, Any]:
 _DEFAULTS: dict[type[AnyCommand], dict[str, Any]] = {}
 
 
-def _at_default(value: Any, default: Any) -> bool:
-    return default is not _REQUIRED and (value is default or value == default)
-
-
 def command_fingerprint(command: AnyCommand) -> bytes:
     # The type, then every field not at its default, as name and canonical value in
     # field order. command_id is left out too: fingerprints are only compared under
     # one id. The separators are control characters, which no text field may hold.
+    # (Written out rather than with helpers: it runs for every command.)
     defaults = _defaults(type(command))
-    text = command.type + "".join(
-        f"\x1e{k}\x1f{_canonical(v)}"
-        for k, v in command.__dict__.items()
-        if k not in _LEFT_OUT and not _at_default(v, defaults[k])
-    )
+    text: str = command.type
+    for name, value in command.__dict__.items():
+        if name in _LEFT_OUT:
+            continue
+        default = defaults[name]
+        if default is not _REQUIRED and (value is default or value == default):
+            continue
+        kind = type(value)
+        shown = value if kind is str else str(value) if kind in _PLAIN else _canonical(value)
+        text += f"\x1e{name}\x1f{shown}"
     digest = hashlib.blake2b(text.encode(), digest_size=FINGERPRINT_BYTES).digest()
     return FINGERPRINT_VERSION + digest
 
