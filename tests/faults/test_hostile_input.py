@@ -82,6 +82,15 @@ CASES: list[tuple[str, bytes | None, tuple[str, str]]] = [
 ]  # fmt: skip
 
 
+async def large_record_producer(services: Services) -> AIOKafkaProducer:
+    """A producer that sends records of up to 8 MB (the commands topic takes them)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=services.kafka_bootstrap_servers, max_request_size=8_000_000
+    )
+    await producer.start()
+    return producer
+
+
 async def test_every_hostile_record_gets_a_specific_reason_and_the_partition_moves(
     services: Services, database_url: str, tmp_path: Path
 ) -> None:
@@ -95,10 +104,7 @@ async def test_every_hostile_record_gets_a_specific_reason_and_the_partition_mov
     # After every hostile record, a valid command with the same key (same partition).
     followers = {name: valid_with(order_ref=f"after-{i}") for i, (name, _, _) in enumerate(CASES)}
     started = time.monotonic()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=services.kafka_bootstrap_servers, max_request_size=8_000_000
-    )
-    await producer.start()
+    producer = await large_record_producer(services)
     try:
         async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
             await producer.send_and_wait(topics.commands, encode(stock), key=b"HOSTILE")
@@ -170,10 +176,7 @@ async def test_a_dead_letter_of_a_record_at_the_limit_with_thousands_of_headers_
     before = command("ReceivePOItem", sku="BIG", po_number="B-0", quantity=10)
     after = command("PickStock", sku="BIG", quantity=1)
     started = time.monotonic()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=services.kafka_bootstrap_servers, max_request_size=8_000_000
-    )
-    await producer.start()
+    producer = await large_record_producer(services)
     try:
         async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
             await producer.send_and_wait(topics.commands, encode(before), key=b"BIG")

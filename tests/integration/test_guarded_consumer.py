@@ -56,19 +56,25 @@ async def drain(
     return got
 
 
-@pytest.mark.parametrize("max_records", [None, 7])
-async def test_a_poison_record_is_handed_out_raw_and_no_record_is_skipped(
-    services: Services, topics: Topics, max_records: int | None
-) -> None:
-    sent = await fill(services.kafka_bootstrap_servers, topics.commands)
+async def started_consumer(services: Services, *topic_names: str) -> GuardedConsumer:
+    """A started GuardedConsumer of a group of its own, from the earliest offsets."""
     consumer = GuardedConsumer(
-        topics.commands,
+        *topic_names,
         bootstrap_servers=services.kafka_bootstrap_servers,
         group_id=f"guarded-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
+    return consumer
+
+
+@pytest.mark.parametrize("max_records", [None, 7])
+async def test_a_poison_record_is_handed_out_raw_and_no_record_is_skipped(
+    services: Services, topics: Topics, max_records: int | None
+) -> None:
+    sent = await fill(services.kafka_bootstrap_servers, topics.commands)
+    consumer = await started_consumer(services, topics.commands)
     try:
         got = await drain(consumer, sum(len(v) for v in sent.values()), max_records)
     finally:
@@ -98,13 +104,7 @@ async def test_a_partition_moved_behind_the_consumers_back_is_read_again(
         await producer.send(topics.commands, f"r{i}".encode(), partition=0)
     await producer.stop()
     tp = TopicPartition(topics.commands, 0)
-    consumer = GuardedConsumer(
-        bootstrap_servers=services.kafka_bootstrap_servers,
-        group_id=f"guarded-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await started_consumer(services)
     try:
         consumer.assign([tp])
         first = await consumer.getmany(timeout_ms=5000, max_records=5)
@@ -134,14 +134,7 @@ async def test_any_failure_of_a_fetch_puts_the_partitions_back_and_leaves_as_a_k
     for i in range(12):
         await producer.send(topics.commands, f"r{i}".encode(), partition=i % 3)
     await producer.stop()
-    consumer = GuardedConsumer(
-        topics.commands,
-        bootstrap_servers=services.kafka_bootstrap_servers,
-        group_id=f"guarded-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await started_consumer(services, topics.commands)
     try:
         first = await drain(consumer, 1, None, rounds=40)
         fetcher = consumer._fetcher
