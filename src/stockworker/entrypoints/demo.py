@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +67,57 @@ def _describe(topic: str, value: bytes, headers: dict[str, bytes]) -> str:
     return f"{topic:<28} {kind:<16} {event['command_type']:<18} -> v{event['version']}"
 
 
+@dataclass
+class _Seen:
+    """What the demo read back: lines per topic (with their order), counts."""
+
+    lines: dict[str, list[tuple[int, str]]]
+    results: int = 0
+    dead: int = 0
+
+
+async def _publish(
+    producer: AIOKafkaProducer, topics: Topics, commands: list[dict[str, Any]], sku: str
+) -> None:
+    """The commands in order, with one that is not JSON after the fifth."""
+    print(f"publishing {len(commands) + 1} commands for {sku} to {topics.commands}")
+    bodies = [json.dumps(body).encode() for body in commands]
+    for value in [*bodies[:5], b"{this is not json", *bodies[5:]]:
+        await producer.send_and_wait(topics.commands, value, key=sku.encode())
+
+
+async def _collect(
+    consumer: AIOKafkaConsumer,
+    settings: Settings,
+    commands: list[dict[str, Any]],
+    run: str,
+    timeout_seconds: float,
+) -> _Seen:
+    topics = Topics(settings.topic_prefix)
+    sku = commands[0]["sku"]
+    # Results are keyed by command_id and so arrive from many partitions: they are
+    # printed in the order their commands were sent.
+    sent_order: dict[str, int] = {}
+    for i, body in enumerate(commands):
+        sent_order.setdefault(body["command_id"], i)
+    seen = _Seen(lines={t: [] for t in topics.all()})
+    deadline = time.monotonic() + timeout_seconds
+    while (seen.results < len(commands) or seen.dead < 1) and time.monotonic() < deadline:
+        batches = await consumer.getmany(timeout_ms=500)
+        for r in (r for records in batches.values() for r in records):
+            text = (r.value or b"").decode("utf-8", "replace")
+            if r.key != sku.encode() and run not in text:
+                continue
+            name = r.topic.removeprefix(settings.topic_prefix)
+            order = len(seen.lines[r.topic])
+            if r.topic == topics.results:
+                order = sent_order.get(json.loads(r.value)["command_id"], order)
+            seen.lines[r.topic].append((order, _describe(name, r.value, dict(r.headers))))
+            seen.results += r.topic == topics.results
+            seen.dead += r.topic == topics.dead_letters
+    return seen
+
+
 async def run_demo(settings: Settings, timeout_seconds: float = 60.0) -> int:
     topics = Topics(settings.topic_prefix)
     run = uuid.uuid4().hex[:6].upper()
@@ -88,50 +140,15 @@ async def run_demo(settings: Settings, timeout_seconds: float = 60.0) -> int:
             await consumer.getmany(timeout_ms=200)
         for tp in consumer.assignment():
             await consumer.position(tp)
-        sku = commands[0]["sku"]
-        print(f"publishing {len(commands) + 1} commands for {sku} to {topics.commands}")
-        for body in commands[:5]:
-            await producer.send_and_wait(
-                topics.commands, json.dumps(body).encode(), key=sku.encode()
-            )
-        await producer.send_and_wait(topics.commands, b"{this is not json", key=sku.encode())
-        for body in commands[5:]:
-            await producer.send_and_wait(
-                topics.commands, json.dumps(body).encode(), key=sku.encode()
-            )
-        expected_results = len(commands)
-        results = dead = 0
-        # (order, line) per topic; results are keyed by command_id and so arrive from many
-        # partitions: they are printed in the order their commands were sent.
-        lines: dict[str, list[tuple[int, str]]] = {t: [] for t in topics.all()}
-        sent_order: dict[str, int] = {}
-        for i, body in enumerate(commands):
-            sent_order.setdefault(body["command_id"], i)
-        deadline = time.monotonic() + timeout_seconds
-        while (results < expected_results or dead < 1) and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for r in records:
-                    headers = dict(r.headers)
-                    mine = r.key == sku.encode() or run in (r.value or b"").decode(
-                        "utf-8", "replace"
-                    )
-                    if not mine:
-                        continue
-                    name = r.topic.removeprefix(settings.topic_prefix)
-                    order = len(lines[r.topic])
-                    if r.topic == topics.results:
-                        order = sent_order.get(json.loads(r.value)["command_id"], order)
-                    lines[r.topic].append((order, _describe(name, r.value, headers)))
-                    results += r.topic == topics.results
-                    dead += r.topic == topics.dead_letters
-        for topic_lines in lines.values():
+        await _publish(producer, topics, commands, commands[0]["sku"])
+        seen = await _collect(consumer, settings, commands, run, timeout_seconds)
+        for topic_lines in seen.lines.values():
             for _, line in sorted(topic_lines, key=lambda pair: pair[0]):
                 print(line)
-        if results < expected_results or dead < 1:
+        if seen.results < len(commands) or seen.dead < 1:
             print(
-                f"timed out: {results}/{expected_results} results, {dead}/1 dead letters "
-                "(is the worker running?)"
+                f"timed out: {seen.results}/{len(commands)} results, {seen.dead}/1 dead "
+                "letters (is the worker running?)"
             )
             return 1
         return 0

@@ -50,24 +50,25 @@ async def _no_decode(_message: StreamMessage[Any], _original: Any) -> None:
     return None
 
 
-def create_app(settings: Settings) -> FastStream:
-    topics = Topics(settings.topic_prefix)
-    # Per-batch "Received"/"Processed" lines only at DEBUG: at thousands of commands a
-    # second they would drown the log.
+def _broker(settings: Settings) -> GuardedKafkaBroker:
     kafka = settings.kafka()
     # graceful_timeout: on shutdown the broker waits this long for the batch in hand, so
     # it is finished and its offsets committed rather than redone after the restart.
-    broker = GuardedKafkaBroker(
+    # Per-batch "Received"/"Processed" lines only at DEBUG: at thousands of commands a
+    # second they would drown the log.
+    return GuardedKafkaBroker(
         kafka.bootstrap_servers,
         security=kafka.security(),
         graceful_timeout=settings.shutdown_grace_seconds,
         logger=log,
         log_level=logging.DEBUG,
     )
-    state: dict[str, Runtime] = {}
 
+
+def _subscribe(broker: GuardedKafkaBroker, settings: Settings, state: dict[str, Runtime]) -> None:
+    """The commands subscriber: raw batches, offsets committed by CommandConsumer."""
     subscriber = broker.subscriber(
-        topics.commands,
+        Topics(settings.topic_prefix).commands,
         group_id=settings.group_id,
         batch=True,
         max_records=settings.batch_size,
@@ -85,6 +86,11 @@ def create_app(settings: Settings) -> FastStream:
         assert subscriber.consumer is not None
         await state["runtime"].consumer.handle(message.raw_message, subscriber.consumer)
 
+
+def create_app(settings: Settings) -> FastStream:
+    broker = _broker(settings)
+    state: dict[str, Runtime] = {}
+    _subscribe(broker, settings, state)
     app = FastStream(broker, logger=log)
 
     @app.on_startup
@@ -92,7 +98,8 @@ def create_app(settings: Settings) -> FastStream:
         runtime = await build_runtime(settings)
         state["runtime"] = runtime
         runtime.start_background()
-        log.info("stockworker consuming %s as group %s", topics.commands, settings.group_id)
+        commands = Topics(settings.topic_prefix).commands
+        log.info("stockworker consuming %s as group %s", commands, settings.group_id)
 
     @app.on_shutdown
     async def stop_consuming() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,16 +36,14 @@ from aiokafka.errors import (
     IllegalStateError,
     KafkaError,
 )
-from aiokafka.protocol.fetch import FetchRequest
 
-from stockworker.adapters.kafka.record_batches import RawRecord, read_records
+from stockworker.adapters.kafka.raw_fetch import consumer_record, read_up_to_unreadable
 
 log = logging.getLogger(__name__)
 
 # What aiokafka raises for a record it cannot read: the C extension lets the
 # UnicodeDecodeError of a header key through, the pure-Python reader wraps it.
 UNREADABLE_RECORD_ERRORS = (UnicodeDecodeError, CorruptRecordException)
-_READ_UNCOMMITTED = 0
 _RAW_FETCH_TIMEOUT_SECONDS = 30.0
 _MAX_BACKOFF_SECONDS = 5.0
 
@@ -142,15 +139,22 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
             if self._rewound.get(tp) == (expected, position):
                 log.warning(
                     "partition %s: offsets %d to %d cannot be read any more (deleted by "
-                    "retention?); going on from %d", tp, expected, position - 1, position,
-                )  # fmt: skip
+                    "retention?); going on from %d",
+                    tp,
+                    expected,
+                    position - 1,
+                    position,
+                )
                 del self._rewound[tp]
                 self._handed_out_to[tp] = position
                 continue
             log.warning(
                 "partition %s moved from %d to %d without handing out those records; "
-                "reading them again", tp, expected, position,
-            )  # fmt: skip
+                "reading them again",
+                tp,
+                expected,
+                position,
+            )
             self._rewound[tp] = (expected, position)
             super().seek(tp, expected)
 
@@ -227,79 +231,22 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
     async def _read_up_to_unreadable(
         self, partitions: tuple[TopicPartition, ...], max_records: int | None
     ) -> Batch:
-        """For a partition holding a record aiokafka cannot read: the records up to it.
-
-        Reads what aiokafka's own fetch covered (`max_partition_fetch_bytes` from each
-        partition's position), and hands out at most `max_records` in all.
-        """
+        """For a partition holding a record aiokafka cannot read: the records up to it."""
         readable = set(partitions) if partitions else self.assignment() - self.paused()
         positions = {tp: p for tp in readable if (p := self._position_now(tp)) is not None}
-        by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
-        for tp in positions:
-            leader = self._client.cluster.leader_for_partition(tp)
-            if leader is not None and leader >= 0:
-                by_leader[leader].append(tp)
-        room = max_records
+        found = await read_up_to_unreadable(
+            self._client, positions, self._max_partition_fetch_bytes, max_records
+        )
         batch: Batch = {}
-        for leader, tps in by_leader.items():
-            for tp, data in (await self._fetch_raw(leader, tps, positions)).items():
-                taken = _up_to_first_unreadable(read_records(data, positions[tp]), room)
-                if not taken:
-                    continue
-                bad = taken[-1]
-                if bad.has_undecodable_header_key:
-                    log.warning(
-                        "partition %s offset %d: a header key is not UTF-8; the record is "
-                        "handed over as read from the broker", tp, bad.offset,
-                    )  # fmt: skip
-                batch[tp] = [_consumer_record(tp, r) for r in taken]
-                self.seek(tp, bad.offset + 1)
-                if room is not None:
-                    room -= len(taken)
-                    if room <= 0:
-                        return batch
+        for tp, records in found.items():
+            last = records[-1]
+            if last.has_undecodable_header_key:
+                log.warning(
+                    "partition %s offset %d: a header key is not UTF-8; the record is handed "
+                    "over as read from the broker",
+                    tp,
+                    last.offset,
+                )
+            batch[tp] = [consumer_record(tp, r) for r in records]
+            self.seek(tp, last.offset + 1)
         return batch
-
-    async def _fetch_raw(
-        self, leader: int, tps: list[TopicPartition], positions: dict[TopicPartition, int]
-    ) -> dict[TopicPartition, bytes]:
-        limit = self._max_partition_fetch_bytes
-        topics: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-        for tp in tps:
-            topics[tp.topic].append((tp.partition, positions[tp], limit))
-        request = FetchRequest(0, 1, limit * len(tps), _READ_UNCOMMITTED, list(topics.items()))
-        response = await self._client.send(leader, request)
-        found: dict[TopicPartition, bytes] = {}
-        for topic, partition_list in response.topics:
-            for partition, error_code, _highwater, *partition_data in partition_list:
-                tp = TopicPartition(topic, partition)
-                if not error_code and tp in positions and partition_data[-1]:
-                    found[tp] = partition_data[-1]
-        return found
-
-
-def _up_to_first_unreadable(records: Iterable[RawRecord], room: int | None) -> list[RawRecord]:
-    """Records up to and including the first unreadable one, at most `room` of them;
-    none when all are readable (reading stops at the first unreadable one)."""
-    taken: list[RawRecord] = []
-    for record in records:
-        taken.append(record)
-        if record.has_undecodable_header_key:
-            return taken if room is None else taken[:room]
-    return []
-
-
-def _consumer_record(tp: TopicPartition, record: RawRecord) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic=tp.topic,
-        partition=tp.partition,
-        offset=record.offset,
-        timestamp=record.timestamp,
-        timestamp_type=record.timestamp_type,
-        key=record.key,
-        value=record.value,
-        checksum=None,
-        serialized_key_size=-1 if record.key is None else len(record.key),
-        serialized_value_size=-1 if record.value is None else len(record.value),
-        headers=record.headers,
-    )

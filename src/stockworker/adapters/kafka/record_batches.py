@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka.codec import gzip_decode, lz4_decode, snappy_decode, zstd_decode
 from aiokafka.record.util import calc_crc32c
@@ -80,8 +80,9 @@ def read_records(data: bytes, from_offset: int = 0) -> Iterator[RawRecord]:
 def _batch_records(batch: memoryview, from_offset: int) -> Iterator[RawRecord]:
     if len(batch) < _BATCH_HEADER.size:
         raise RecordFormatError("record batch shorter than its header")
-    (base_offset, _, _, magic, crc, attributes, _, base_timestamp, max_timestamp, _, _, _,
-     count) = _BATCH_HEADER.unpack_from(batch)  # fmt: skip
+    header = _BATCH_HEADER.unpack_from(batch)
+    base_offset, magic, crc, attributes = header[0], header[3], header[4], header[5]
+    base_timestamp, max_timestamp, count = header[7], header[8], header[12]
     if magic != 2:
         raise RecordFormatError(f"record batch of message format v{magic}, expected v2")
     if calc_crc32c(batch[_CRC_START:]) != crc:
@@ -103,8 +104,7 @@ def _batch_records(batch: memoryview, from_offset: int) -> Iterator[RawRecord]:
         if record.offset < from_offset:
             continue
         if log_append:
-            record = RawRecord(record.offset, max_timestamp, 1, record.key, record.value,
-                               record.headers)  # fmt: skip
+            record = replace(record, timestamp=max_timestamp, timestamp_type=1)
         yield record
 
 
