@@ -28,9 +28,14 @@ from stockworker.domain.decide import Policy
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
 from stockworker.service.limits import record_limit
+from stockworker.service.loops import Backoff
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
+
+
+def backoff(settings: Settings) -> Backoff:
+    return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
 
 def build_relay(settings: Settings) -> OutboxRelay:
@@ -81,12 +86,7 @@ async def open_database(settings: Settings) -> asyncpg.Pool:
     applied, a lock budget the server's lock table cannot hold.
     """
     try:
-        pool = await create_pool(
-            settings.database_url,
-            settings.db_pool_size,
-            settings.retry_initial_seconds,
-            settings.retry_max_seconds,
-        )
+        pool = await create_pool(settings.database_url, settings.db_pool_size, backoff(settings))
     except Exception as exc:
         if is_configuration_error(exc):
             raise ConfigurationError("DATABASE_URL", describe_failure(exc)) from None
@@ -141,8 +141,7 @@ async def build_runtime(settings: Settings) -> Runtime:
     consumer = CommandConsumer(
         service,
         is_transient=is_transient,
-        retry_initial_seconds=settings.retry_initial_seconds,
-        retry_max_seconds=settings.retry_max_seconds,
+        backoff=backoff(settings),
         describe_failure=describe_failure,
     )
     relay = build_relay(settings) if settings.run_relay else None

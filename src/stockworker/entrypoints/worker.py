@@ -105,7 +105,7 @@ def create_app(settings: Settings) -> FastStream:
     async def stop_consuming() -> None:
         # Ends any retry loop at once; the batch in hand stays uncommitted and is redone.
         if "runtime" in state:
-            state["runtime"].consumer.stopping.set()
+            state["runtime"].consumer.stop()
 
     @app.after_shutdown
     async def close() -> None:

@@ -7,21 +7,29 @@ exponential backoff and jitter, without committing and without dead-lettering.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from stockworker.faults import crash_point
 from stockworker.service.command_batch import BatchReport, CommandBatchService
+from stockworker.service.loops import Backoff, Stop, retry
 from stockworker.service.ports import InboundRecord
 
 log = logging.getLogger(__name__)
+
+
+class BatchConsumer(Protocol):
+    """What the command consumer needs of a Kafka consumer (aiokafka's, or a fake)."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
 
 
 def inbound(record: ConsumerRecord[Any, Any]) -> InboundRecord:
@@ -44,38 +52,56 @@ def next_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicParti
     return offsets
 
 
+def first_offsets(records: Sequence[ConsumerRecord[Any, Any]]) -> dict[TopicPartition, int]:
+    """For each partition, where the batch began: where to read again to redo it."""
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = min(offsets.get(tp, r.offset), r.offset)
+    return offsets
+
+
 class CommandConsumer:
     def __init__(
         self,
         service: CommandBatchService,
         is_transient: Callable[[BaseException], bool],
-        retry_initial_seconds: float = 0.1,
-        retry_max_seconds: float = 10.0,
+        backoff: Backoff | None = None,
         describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
     ) -> None:
         self._service = service
         self._is_transient = is_transient
         self._describe = describe_failure
-        self._retry_initial = retry_initial_seconds
-        self._retry_max = retry_max_seconds
-        self.stopping = asyncio.Event()
+        self._backoff = backoff or Backoff()
+        self._stop = Stop()
         self.total = BatchReport()
 
+    def stop(self) -> None:
+        """End any retry at once; the batch in hand stays uncommitted and is redone."""
+        self._stop.set()
+
     async def handle(
-        self, records: Sequence[ConsumerRecord[Any, Any]], consumer: AIOKafkaConsumer
+        self, records: Sequence[ConsumerRecord[Any, Any]], consumer: BatchConsumer
     ) -> None:
         if not records:
             return
+        batch = [inbound(r) for r in records]
         try:
-            report = await self._process_with_retry([inbound(r) for r in records])
+            report = await retry(
+                lambda: self._service.process(batch),
+                retry_on=self._is_transient,
+                backoff=self._backoff,
+                what="applying a batch",
+                stop=self._stop,
+                describe=self._describe,
+            )
         except Exception as exc:
             # Nothing of this batch may be skipped: rewind so it is fetched again, after a
             # pause so that an unexpected, repeating failure cannot spin the CPU.
-            log.error("unexpected failure applying a batch (%s); it will be retried",
-                      self._describe(exc))  # fmt: skip
+            reason = self._describe(exc)
+            log.error("unexpected failure applying a batch (%s); it will be retried", reason)
             self._rewind(records, consumer)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self._retry_max)
+            await self._stop.wait(self._backoff.max_seconds)
             return
         except BaseException:
             self._rewind(records, consumer)
@@ -87,36 +113,15 @@ class CommandConsumer:
         crash_point("after-db-commit")
         await self._commit(next_offsets(records), consumer)
 
-    async def _process_with_retry(self, records: list[InboundRecord]) -> BatchReport | None:
-        delay = self._retry_initial
-        while True:
-            try:
-                return await self._service.process(records)
-            except Exception as exc:
-                if not self._is_transient(exc):
-                    raise
-                if self.stopping.is_set():
-                    return None
-                pause = delay * random.uniform(0.5, 1.0)
-                log.warning("transient failure applying a batch, retrying in %.2fs: %s",
-                            pause, self._describe(exc))  # fmt: skip
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), pause)
-                delay = min(delay * 2, self._retry_max)
-
     @staticmethod
-    def _rewind(records: Sequence[ConsumerRecord[Any, Any]], consumer: AIOKafkaConsumer) -> None:
-        earliest: dict[TopicPartition, int] = {}
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            earliest[tp] = min(earliest.get(tp, r.offset), r.offset)
-        for tp, offset in earliest.items():
+    def _rewind(records: Sequence[ConsumerRecord[Any, Any]], consumer: BatchConsumer) -> None:
+        for tp, offset in first_offsets(records).items():
             # No longer assigned: its new owner starts from the committed offset.
-            with contextlib.suppress(IllegalStateError):
+            if tp in consumer.assignment():
                 consumer.seek(tp, offset)
 
     @staticmethod
-    async def _commit(offsets: dict[TopicPartition, int], consumer: AIOKafkaConsumer) -> None:
+    async def _commit(offsets: dict[TopicPartition, int], consumer: BatchConsumer) -> None:
         assigned = consumer.assignment()
         owned = {tp: o for tp, o in offsets.items() if tp in assigned}
         if not owned:

@@ -8,8 +8,6 @@ operators to look at. Unpublished rows are never deleted.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -17,6 +15,7 @@ import asyncpg
 
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.errors import describe_failure, is_transient
+from stockworker.service.loops import Stop, log_failure, repeat
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class RetentionSweeper:
         self._outbox_seconds = outbox_seconds
         self._interval = interval_seconds
         self._chunk = chunk
-        self._stopping = asyncio.Event()
+        self._stop = Stop()
 
     async def _delete_chunk(self) -> Swept:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -57,28 +56,25 @@ class RetentionSweeper:
     async def sweep(self) -> Swept:
         """Delete everything past its retention, a chunk per transaction."""
         total = Swept()
-        while not self._stopping.is_set():
+        while not self._stop.is_set():
             swept = await self._delete_chunk()
             total = Swept(total.inbox + swept.inbox, total.outbox + swept.outbox)
             if max(swept.inbox, swept.outbox) < self._chunk:
                 break
         return total
 
+    async def _sweep_and_say(self) -> None:
+        swept = await self.sweep()
+        if swept.inbox or swept.outbox:
+            log.info("retention: deleted %d inbox and %d outbox rows", swept.inbox, swept.outbox)
+
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                swept = await self.sweep()
-                if swept.inbox or swept.outbox:
-                    log.info("retention: deleted %d inbox and %d outbox rows", *(
-                        swept.inbox, swept.outbox))  # fmt: skip
-            except Exception as exc:
-                if is_transient(exc):
-                    log.warning("retention sweep: transient failure %s", describe_failure(exc))
-                else:
-                    log.error("retention sweep failed (%s); retrying after the interval",
-                              describe_failure(exc))  # fmt: skip
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+        await repeat(
+            self._sweep_and_say,
+            interval_seconds=self._interval,
+            stop=self._stop,
+            on_error=log_failure("retention sweep", is_transient, describe_failure),
+        )
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stop.set()
