@@ -28,10 +28,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stockworker.adapters.kafka.admin import ensure_topics
-from stockworker.adapters.postgres.databases import create_database, drop_database
 from stockworker.adapters.postgres.migrations import migrate
 from stockworker.config import Settings
 from stockworker.service.topics import Topics
+
+# Run as `python bench/bench.py`, Python puts bench/ on the path, not the repository root
+# that the test helpers (creating and dropping a database) are imported from.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.databases import create_database, drop_database
 
 
 def make_commands(n: int, skus: int, seed: int) -> list[dict[str, Any]]:

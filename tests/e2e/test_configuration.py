@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stockworker.adapters.postgres.databases import create_database, drop_database
+from tests.support.databases import create_database, drop_database
 from tests.support.services import Services, worker_dsn
 
 pytestmark = pytest.mark.e2e

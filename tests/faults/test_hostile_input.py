@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from stockworker.adapters.kafka.admin import delete_topics, ensure_topics
+from stockworker.adapters.kafka.admin import ensure_topics
 from stockworker.service.topics import Topics
 from tests.faults.harness import verify
 from tests.support.builders import command, encode
-from tests.support.kafka_io import EventCollector
+from tests.support.kafka_io import EventCollector, delete_topics
 from tests.support.services import Services
 from tests.support.worker_process import WorkerProcess
 

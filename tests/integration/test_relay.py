@@ -11,7 +11,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from stockworker.adapters.kafka.admin import delete_topics, ensure_topics
+from stockworker.adapters.kafka.admin import ensure_topics
 from stockworker.adapters.kafka.connection import KafkaConnection
 from stockworker.adapters.kafka.relay import OutboxRelay
 from stockworker.adapters.postgres.retention import RetentionSweeper
@@ -20,7 +20,7 @@ from stockworker.entrypoints.outbox_admin import print_parked, retry_parked
 from stockworker.service.limits import record_limit
 from stockworker.service.ports import OutboxMessage
 from stockworker.service.topics import Topics
-from tests.support.kafka_io import EventCollector
+from tests.support.kafka_io import EventCollector, delete_topics
 from tests.support.services import Services
 
 pytestmark = pytest.mark.integration

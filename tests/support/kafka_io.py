@@ -1,4 +1,5 @@
-"""Publishing commands to, and reading events from, a real Kafka in tests."""
+"""Publishing commands to, and reading events from, a real Kafka in tests; deleting a
+test's topics afterwards."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stockworker.service.topics import Topics
 
@@ -138,3 +140,17 @@ async def apply_commands(
     await events.until(lambda c: set(ids) <= set(c.results()), within)
     results = events.results()
     return [results[i] for i in ids]
+
+
+async def delete_topics(bootstrap: str, topics: Topics) -> None:
+    """Delete the contract's topics under this prefix: thousands of leftover partitions
+    would make every broker restart (fault tests) slow."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [t for t in topics.all() if t in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()

@@ -25,10 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from stockworker.adapters.kafka.admin import delete_topics, ensure_topics
-from stockworker.adapters.postgres.databases import create_database, drop_database
+from stockworker.adapters.kafka.admin import ensure_topics
 from stockworker.adapters.postgres.migrations import migrate
 from stockworker.service.topics import Topics
+from tests.support.databases import create_database, drop_database
+from tests.support.kafka_io import delete_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DB = "stockworker_test_template"

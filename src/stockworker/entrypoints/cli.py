@@ -18,7 +18,10 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     applied = asyncio.run(migrate(settings.database_url, grant_to=args.grant_to))
     print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
     if args.grant_to:
-        print(f"role {args.grant_to} may read and write the tables (and change no schema)")
+        print(
+            f"role {args.grant_to} may read and write the tables, only append to the ledger, "
+            "and change no schema"
+        )
     return 0
 
 

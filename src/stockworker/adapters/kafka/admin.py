@@ -51,16 +51,3 @@ async def ensure_topics(
                 )
     finally:
         await admin.close()
-
-
-async def delete_topics(kafka: KafkaConnection | str, topics: Topics) -> None:
-    """Delete the contract's topics under this prefix (tests and drills clean up)."""
-    admin = AIOKafkaAdminClient(**as_connection(kafka).client_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        doomed = [t for t in topics.all() if t in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-    finally:
-        await admin.close()

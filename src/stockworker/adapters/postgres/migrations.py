@@ -41,8 +41,10 @@ async def lock_table_slots(conn: asyncpg.Connection | asyncpg.Pool) -> int:
 async def migrate(dsn: str, grant_to: str | None = None) -> list[str]:
     """Apply every migration not applied yet; return the versions applied now.
 
-    With `grant_to`, that role (the worker's) may then read and write every table and
-    use every sequence, and nothing more: it cannot create, alter or drop anything.
+    With `grant_to`, that role (the worker's) may then read and write every table (the
+    ledger: read and insert only) and use every sequence, and nothing more: it cannot
+    create, alter or drop anything. Running it again on a migrated database applies the
+    current grants (queries.WORKER_GRANTS), revoking what they no longer give.
     """
     conn = await asyncpg.connect(dsn)
     try:

@@ -265,13 +265,16 @@ SELECT current_setting('max_locks_per_transaction')::bigint
 
 RECORD_MIGRATION = "INSERT INTO schema_migration (version) VALUES ($1)"
 
-# The worker role's privileges: data only. Role names cannot be bind parameters, so the
+# The worker role's privileges: data only, and the ledger is append-only (read and insert;
+# the REVOKE also takes back what an earlier `migrate --grant-to` granted). Statements run
+# in order, in the migration's transaction. Role names cannot be bind parameters, so the
 # statements are built by PostgreSQL's format() with %I (identifier quoting).
 WORKER_GRANTS = """
 SELECT ARRAY[
     'REVOKE CREATE ON SCHEMA public FROM PUBLIC',
     format('GRANT USAGE ON SCHEMA public TO %I', $1::text),
     format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text),
+    format('REVOKE UPDATE, DELETE, TRUNCATE ON stock_ledger FROM %I', $1::text),
     format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)
 ]
 """

@@ -1,4 +1,5 @@
-"""Creating and dropping whole databases (tests, benchmarks and operators' tooling)."""
+"""Creating and dropping whole databases, for tests and bench/bench.py (the worker and the
+CLI never do)."""
 
 from __future__ import annotations
 
