@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stockworker.domain.commands import COMMAND_TYPE_NAMES
+from stockworker.contract.commands import COMMAND_TYPE_NAMES
 from stockworker.domain.decoding import InvalidCommand, Undecodable, decode_command
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.ports import InboundRecord

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from stockworker.domain.commands import AnyCommand, Command
+from stockworker.contract.commands import AnyCommand, Command
 from stockworker.domain.decide import Policy, decide
 from stockworker.domain.outcome import Outcome, Rejection
 from stockworker.domain.position import Position, PositionKey, Reservation

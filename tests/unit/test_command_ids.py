@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stockworker.domain.commands import AdjustInventory
+from stockworker.contract.commands import AdjustInventory
 from stockworker.domain.decoding import decode_command
 from stockworker.domain.idempotency import command_fingerprint, same_command
 from stockworker.domain.position import PositionKey

@@ -8,7 +8,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stockworker.domain.decoding import DeadLetterCode
+from stockworker.contract.codes import DeadLetterCode
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.dead_letters import DEAD_LETTER_VALUE_KEPT, dead_letter
 from stockworker.service.limits import (

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockworker.domain.outcome import RejectionCode
+from stockworker.contract.codes import RejectionCode
 from stockworker.domain.position import new_position
 from tests.support.domain import KEY, accepted, cmd, configured, outcome, rejected
 

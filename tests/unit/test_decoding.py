@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockworker.domain.commands import COMMAND_TYPE_NAMES, COMMAND_TYPES, PickStock
+from stockworker.contract.codes import DeadLetterCode
+from stockworker.contract.commands import COMMAND_TYPE_NAMES, COMMAND_TYPES, PickStock
 from stockworker.domain.decoding import (
     MAX_FIELD_ERRORS,
-    DeadLetterCode,
     InvalidCommand,
     Undecodable,
     decode_command,

@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from stockworker.domain.commands import MAX_QUANTITY, AnyCommand, Command
+from stockworker.contract.commands import AnyCommand, Command
+from stockworker.contract.fields import MAX_QUANTITY
 from stockworker.domain.decide import Policy, decide
-from stockworker.domain.ledger import LedgerEntry, Quantities, ledger_entry, project
+from stockworker.domain.ledger import LedgerEntry, ledger_entry, project
+from stockworker.domain.ledger import LedgerQuantities as Quantities
 from stockworker.domain.outcome import Outcome
 from stockworker.domain.state import StockState
 from tests.support.builders import OCCURRED_AT, command

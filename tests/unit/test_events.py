@@ -2,20 +2,20 @@ from __future__ import annotations
 
 from pydantic import TypeAdapter
 
-from stockworker.domain.commands import AnyCommand, Command
-from stockworker.domain.decide import decide
-from stockworker.domain.events import (
+from stockworker.contract.commands import AnyCommand, Command
+from stockworker.contract.events import (
     CommandAccepted,
     CommandRejected,
     LowStock,
     PurchaseOrderLineChanged,
     StockChanged,
     StockReplenished,
-    outcome_events,
-    suggested_order_quantity,
 )
+from stockworker.domain.decide import decide
 from stockworker.domain.outcome import Outcome
+from stockworker.domain.outcome_events import outcome_events
 from stockworker.domain.position import Position
+from stockworker.domain.replenishment import suggested_order_quantity
 from stockworker.domain.state import StockState
 from tests.support.builders import command
 

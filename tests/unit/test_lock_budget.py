@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stockworker.domain.commands import COMMAND_TYPES
+from stockworker.contract.commands import COMMAND_TYPES
 from stockworker.domain.decoding import decode_command
 from stockworker.domain.footprint import footprint
 from stockworker.domain.position import PositionKey

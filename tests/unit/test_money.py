@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from stockworker.contract.codes import RejectionCode
+from stockworker.contract.commands import ReceivePOItem
+from stockworker.contract.money import MAX_UNIT_COST, UNIT_COST_PATTERN
 from stockworker.domain import valuation
-from stockworker.domain.commands import MAX_UNIT_COST, UNIT_COST_PATTERN, ReceivePOItem
 from stockworker.domain.decoding import InvalidCommand, decode_command
-from stockworker.domain.outcome import RejectionCode
 from stockworker.domain.purchasing import PoLineKey
 from stockworker.domain.state import StockState
 from stockworker.entrypoints.schemas import expected_schemas

@@ -8,18 +8,19 @@ from decimal import Decimal
 
 import pytest
 
-from stockworker.domain.decide import Policy
-from stockworker.domain.events import (
+from stockworker.contract.codes import PoLineStatus, RejectionCode
+from stockworker.contract.events import (
     CommandRejected,
     LowStock,
     PurchaseOrderLineChanged,
     StockChanged,
-    outcome_events,
 )
-from stockworker.domain.ledger import Quantities, as_of, ledger_entry, project
-from stockworker.domain.outcome import RejectionCode
+from stockworker.domain.decide import Policy
+from stockworker.domain.ledger import LedgerQuantities as Quantities
+from stockworker.domain.ledger import as_of, ledger_entry, project
+from stockworker.domain.outcome_events import outcome_events
 from stockworker.domain.position import PositionKey
-from stockworker.domain.purchasing import PoLineKey, PoLineStatus
+from stockworker.domain.purchasing import PoLineKey
 from stockworker.domain.state import StockState
 from tests.support.builders import OCCURRED_AT
 from tests.support.domain import KEY, cmd, configured, outcome, rejected, run

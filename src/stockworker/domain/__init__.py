@@ -1,1 +1,1 @@
-"""Pure stock domain: commands, positions, rules and events. No I/O, no clock."""
+"""Pure stock domain: state, rules and the events a decision yields. No I/O, no clock."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from stockworker.domain.commands import (
+from stockworker.contract.commands import (
     AdjustInventory,
     AnyCommand,
     CancelPOItem,
@@ -29,7 +29,7 @@ from stockworker.domain.commands import (
     UnreceivePOItem,
 )
 from stockworker.domain.handlers.catalog import configure_item, configure_location
-from stockworker.domain.handlers.common import MAX_POSITION_QUANTITY, Policy, version_conflict
+from stockworker.domain.handlers.common import MAX_POSITION_QUANTITY, version_conflict
 from stockworker.domain.handlers.positions import (
     adjust_inventory,
     configure_stock_item,
@@ -50,6 +50,7 @@ from stockworker.domain.handlers.reservations import (
 )
 from stockworker.domain.handlers.transfers import transfer_stock
 from stockworker.domain.outcome import Decision, Rejection
+from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
 from stockworker.domain.valuation import money_context

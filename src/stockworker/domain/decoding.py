@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
-from stockworker.domain.commands import COMMAND_TYPE_NAMES, AnyCommand, Command
+from stockworker.contract.codes import DeadLetterCode
+from stockworker.contract.commands import COMMAND_TYPE_NAMES, AnyCommand, Command
 from stockworker.domain.outcome import FieldError
 
 _COMMAND_ADAPTER: TypeAdapter[AnyCommand] = TypeAdapter(Command)
@@ -31,21 +31,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 MAX_JSON_DEPTH = 32
 # A rejection lists at most this many field errors (and says how many it left out).
 MAX_FIELD_ERRORS = 50
-
-
-class DeadLetterCode(StrEnum):
-    EMPTY_MESSAGE = "EMPTY_MESSAGE"
-    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
-    NOT_UTF8 = "NOT_UTF8"
-    NOT_JSON = "NOT_JSON"
-    TOO_DEEP = "TOO_DEEP"
-    NOT_AN_OBJECT = "NOT_AN_OBJECT"
-    MISSING_COMMAND_ID = "MISSING_COMMAND_ID"
-    INVALID_COMMAND_ID = "INVALID_COMMAND_ID"
-    MISSING_TYPE = "MISSING_TYPE"
-    UNKNOWN_TYPE = "UNKNOWN_TYPE"
-    HEADER_KEY_NOT_UTF8 = "HEADER_KEY_NOT_UTF8"
-    PROCESSING_FAILED = "PROCESSING_FAILED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stockworker.domain.commands import (
+from stockworker.contract.commands import (
     AnyCommand,
     CancelPOItem,
     ConfigureItem,

@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from stockworker.domain.commands import AnyCommand
+from stockworker.contract.commands import AnyCommand
 
 FINGERPRINT_BYTES = 16
 FINGERPRINT_VERSION = b"\x01"

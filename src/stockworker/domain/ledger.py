@@ -20,7 +20,9 @@ QUANTITY_FIELDS = ("on_hand", "reserved", "picked", "on_order", "back_ordered", 
 
 
 @dataclass(frozen=True, slots=True)
-class Quantities:
+class LedgerQuantities:
+    """A position's quantities and value as the ledger records them (or their deltas)."""
+
     on_hand: int = 0
     reserved: int = 0
     picked: int = 0
@@ -39,12 +41,12 @@ class LedgerEntry:
     command_type: str
     reason: str | None
     occurred_at: datetime
-    deltas: Quantities  # its `version` is unused (0)
-    after: Quantities
+    deltas: LedgerQuantities  # its `version` is unused (0)
+    after: LedgerQuantities
 
 
-def _quantities(change_side: object, version: int) -> Quantities:
-    return Quantities(
+def _quantities(change_side: object, version: int) -> LedgerQuantities:
+    return LedgerQuantities(
         **{name: getattr(change_side, name) for name in QUANTITY_FIELDS}, version=version
     )
 
@@ -64,7 +66,7 @@ def ledger_entry(
         command_type=command_type,
         reason=change.reason,
         occurred_at=occurred_at,
-        deltas=Quantities(
+        deltas=LedgerQuantities(
             **{name: getattr(after, name) - getattr(before, name) for name in QUANTITY_FIELDS}
         ),
         after=_quantities(after, after.version),
@@ -73,18 +75,18 @@ def ledger_entry(
 
 @dataclass(frozen=True, slots=True)
 class Projection:
-    quantities: Quantities
+    quantities: LedgerQuantities
     problems: tuple[str, ...]
 
 
 def project(entries: Iterable[LedgerEntry]) -> Projection:
     """Fold one position's entries (in version order) from zero, checking each step."""
-    state = Quantities()
+    state = LedgerQuantities()
     problems: list[str] = []
     for entry in entries:
         if entry.version != state.version + 1:
             problems.append(f"version {entry.version} follows {state.version}")
-        state = Quantities(
+        state = LedgerQuantities(
             **{
                 name: getattr(state, name) + getattr(entry.deltas, name) for name in QUANTITY_FIELDS
             },
@@ -97,7 +99,7 @@ def project(entries: Iterable[LedgerEntry]) -> Projection:
     return Projection(state, tuple(problems))
 
 
-def differences(projected: Quantities, stored: Quantities | None) -> list[str]:
+def differences(projected: LedgerQuantities, stored: LedgerQuantities | None) -> list[str]:
     """What differs between a projected and a stored position, field by field."""
     if stored is None:
         return ["position missing"] if projected.version else []
@@ -108,9 +110,9 @@ def differences(projected: Quantities, stored: Quantities | None) -> list[str]:
     ]
 
 
-def as_of(entries: Iterable[LedgerEntry], moment: datetime) -> Quantities:
+def as_of(entries: Iterable[LedgerEntry], moment: datetime) -> LedgerQuantities:
     """The quantities after the last change (in version order) that occurred by `moment`."""
-    result = Quantities()
+    result = LedgerQuantities()
     for entry in entries:
         if entry.occurred_at <= moment:
             result = entry.after

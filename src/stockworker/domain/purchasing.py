@@ -5,22 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from enum import StrEnum
 from typing import NamedTuple
 
+from stockworker.contract.codes import PoLineStatus
 from stockworker.domain.valuation import ZERO
 
 
 class PoLineKey(NamedTuple):
     po_number: str
     po_line: int
-
-
-class PoLineStatus(StrEnum):
-    NEW = "New"
-    RECEIVED_PARTIAL = "ReceivedPartial"
-    RECEIVED_FULL = "ReceivedFull"
-    CANCELLED = "Cancelled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from stockworker.domain.commands import COMMAND_TYPES, Command
-from stockworker.domain.events import (
+from stockworker.contract.commands import COMMAND_TYPES, Command
+from stockworker.contract.events import (
     EVENT_TYPES,
     CommandAccepted,
     CommandRejected,

@@ -20,27 +20,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from uuid import UUID
 
-from stockworker.domain.commands import AnyCommand
+from stockworker.contract.codes import DeadLetterCode, RejectionCode
+from stockworker.contract.commands import AnyCommand
+from stockworker.contract.events import CommandRejected, ResultEvent
 from stockworker.domain.decide import Policy, decide
 from stockworker.domain.decoding import (
     DEFAULT_MAX_MESSAGE_BYTES,
-    DeadLetterCode,
     Decoded,
     InvalidCommand,
     Undecodable,
     decode_command,
 )
-from stockworker.domain.events import (
-    CommandRejected,
-    ResultEvent,
-    command_target,
-    outcome_events,
-    rejected,
-)
 from stockworker.domain.footprint import Footprint, footprint
 from stockworker.domain.idempotency import command_fingerprint, raw_fingerprint, same_command
 from stockworker.domain.ledger import LedgerEntry, ledger_entry
-from stockworker.domain.outcome import Outcome, Rejection, RejectionCode
+from stockworker.domain.outcome import Outcome, Rejection
+from stockworker.domain.outcome_events import command_target, outcome_events, rejected
 from stockworker.domain.position import Position, PositionKey
 from stockworker.domain.purchasing import PoLineKey
 from stockworker.domain.state import StockState

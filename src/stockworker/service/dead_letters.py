@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
-from stockworker.domain.decoding import DEFAULT_MAX_MESSAGE_BYTES, DeadLetterCode
-from stockworker.domain.events import EVENT_ID_NAMESPACE
+from stockworker.contract.codes import DeadLetterCode
+from stockworker.domain.decoding import DEFAULT_MAX_MESSAGE_BYTES
+from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
 from stockworker.service.limits import (
     BATCH_HEADER_BYTES,
     EVENT_ID_HEADER,

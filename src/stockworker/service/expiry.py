@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from stockworker.domain.commands import ExpireReservation
-from stockworker.domain.events import EVENT_ID_NAMESPACE
+from stockworker.contract.commands import ExpireReservation
+from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
 from stockworker.service.command_batch import BatchReport, CommandBatchService
 from stockworker.service.ports import DueReservation, UnitOfWork, UnitOfWorkFactory
 

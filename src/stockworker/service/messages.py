@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stockworker.domain.events import (
+from stockworker.contract.events import (
     PurchaseOrderLineChanged,
     ResultEvent,
     StockChanged,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import base64
 
-from stockworker.domain.decoding import DeadLetterCode, Undecodable
+from stockworker.contract.codes import DeadLetterCode
+from stockworker.domain.decoding import Undecodable
 from stockworker.service.ports import Headers
 
 INVALID_KEY_HEADER = "dlq.invalid_header.key_b64"

@@ -12,11 +12,11 @@ from stockworker.adapters.postgres import queries
 from stockworker.domain.ledger import (
     QUANTITY_FIELDS,
     LedgerEntry,
-    Quantities,
     as_of,
     differences,
     project,
 )
+from stockworker.domain.ledger import LedgerQuantities as Quantities
 from stockworker.domain.position import PositionKey
 from stockworker.domain.valuation import money
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from stockworker.contract.commands import ConfigureItem, ConfigureLocation
 from stockworker.domain.catalog import Item, Location
-from stockworker.domain.commands import ConfigureItem, ConfigureLocation
-from stockworker.domain.handlers.common import Policy
 from stockworker.domain.outcome import Decision, Outcome
+from stockworker.domain.policy import Policy
 from stockworker.domain.state import StockView
 
 

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from stockworker.domain.outcome import Decision, Outcome, PositionChange, Rejection, RejectionCode
+from stockworker.contract.codes import RejectionCode
+from stockworker.domain.outcome import Decision, Outcome, PositionChange, Rejection
 from stockworker.domain.position import Position, Reservation
 from stockworker.domain.state import StockView
 from stockworker.domain.valuation import MAX_VALUE
 
 # The most a single quantity of a position may reach; far below BIGINT overflow.
 MAX_POSITION_QUANTITY = 1_000_000_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """Settings of the deployment that rules depend on."""
-
-    # How far a receipt may exceed a line's ordered quantity, in percent of it.
-    over_receipt_tolerance_percent: Decimal = Decimal(0)
 
 
 def fill_back_orders(position: Position) -> Position:

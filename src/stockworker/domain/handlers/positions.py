@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stockworker.domain.commands import (
+from stockworker.contract.codes import RejectionCode
+from stockworker.contract.commands import (
     AdjustInventory,
     ConfigureStockItem,
     PickStock,
@@ -12,14 +13,14 @@ from stockworker.domain.commands import (
     UnpickStock,
 )
 from stockworker.domain.handlers.common import (
-    Policy,
     changed,
     inactive,
     keep_or_drop,
     single,
     unknown_position,
 )
-from stockworker.domain.outcome import Decision, FieldError, Rejection, RejectionCode
+from stockworker.domain.outcome import Decision, FieldError, Rejection
+from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
 from stockworker.domain.valuation import share, value_of

@@ -5,20 +5,21 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from stockworker.domain.commands import (
+from stockworker.contract.codes import RejectionCode
+from stockworker.contract.commands import (
     CancelPOItem,
     OrderPOItem,
     ReceivePOItem,
     UnreceivePOItem,
 )
-from stockworker.domain.handlers.common import Policy, changed, inactive, value_limit
+from stockworker.domain.handlers.common import changed, inactive, value_limit
 from stockworker.domain.outcome import (
     Decision,
     Outcome,
     PoLineChange,
     Rejection,
-    RejectionCode,
 )
+from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.purchasing import PoLine, PoLineKey
 from stockworker.domain.state import StockView

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stockworker.domain.commands import ExpireReservation, ReleaseReservation, ReserveStock
+from stockworker.contract.codes import RejectionCode
+from stockworker.contract.commands import ExpireReservation, ReleaseReservation, ReserveStock
 from stockworker.domain.handlers.common import (
-    Policy,
     changed,
     inactive,
     keep_or_drop,
     single,
     unknown_position,
 )
-from stockworker.domain.outcome import Decision, Rejection, RejectionCode
+from stockworker.domain.outcome import Decision, Rejection
+from stockworker.domain.policy import Policy
 from stockworker.domain.position import Position, PositionKey, Reservation
 from stockworker.domain.state import StockView
 

@@ -6,15 +6,16 @@ transferred (that would add stock at the destination).
 
 from __future__ import annotations
 
-from stockworker.domain.commands import TransferStock
+from stockworker.contract.codes import RejectionCode
+from stockworker.contract.commands import TransferStock
 from stockworker.domain.handlers.common import (
-    Policy,
     changed,
     inactive,
     unknown_position,
     version_conflict,
 )
-from stockworker.domain.outcome import Decision, Outcome, Rejection, RejectionCode
+from stockworker.domain.outcome import Decision, Outcome, Rejection
+from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
 from stockworker.domain.valuation import share

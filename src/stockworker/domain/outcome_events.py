@@ -1,221 +1,32 @@
-"""Events: the public output contract, and how a decision becomes events.
-
-Every event carries an `event_id` derived from the command that caused it, so the
-same command always yields the same ids (a re-publish repeats them).
-"""
+"""How a decision becomes events: the result event of a command and the events of
+everything it changed, each with an id derived from the command (`event_ids.py`)."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Literal
+from datetime import datetime
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, WithJsonSchema
-
-from stockworker.domain.commands import AnyCommand, PositionCommand, TransferStock
-from stockworker.domain.outcome import (
-    Decision,
-    FieldError,
-    PoLineChange,
-    PositionChange,
-    Rejection,
-    RejectionCode,
-)
-from stockworker.domain.position import Position
-from stockworker.domain.purchasing import PoLineStatus
-
-# Fixed namespace for event ids: changing it changes every id, so never do.
-EVENT_ID_NAMESPACE = UUID("5f0c2d8e-6f43-4c1e-9d3a-2b7c1e4f8a90")
-
-
-def event_id(command_id: UUID, kind: str) -> UUID:
-    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{kind}")
-
-
-# Money in events: a decimal string (exact, unlike a JSON number), e.g. "12.500000".
-Money = Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$"})]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Quantities(_Model):
-    on_hand: int
-    reserved: int
-    picked: int
-    on_order: int
-    back_ordered: int
-    available: int
-
-
-class Deltas(_Model):
-    on_hand: int
-    reserved: int
-    picked: int
-    on_order: int
-    back_ordered: int
-    stock_value: Money
-
-
-class Valuation(_Model):
-    """Moving-average cost per base unit and the value of on_hand (decimal strings)."""
-
-    unit_cost: Money
-    stock_value: Money
-
-
-class Settings(_Model):
-    min_quantity: int
-    max_quantity: int
-    low_stock_threshold: int
-    reorder_quantity: int
-    bin: str | None
-    preferred_supplier: str | None
-
-
-class Cause(_Model):
-    """The command behind an event, with the references it named."""
-
-    command_id: UUID
-    command_type: str
-    # RELEASED, EXPIRED, TRANSFER_OUT, TRANSFER_IN, UNPLANNED_RECEIPT, UNRECEIPT,
-    # CANCELLED, or an AdjustInventory reason.
-    reason: str | None = None
-    order_ref: str | None = None
-    reservation_id: str | None = None
-    po_number: str | None = None
-    po_line: int | None = None
-
-
-class FieldErrorModel(_Model):
-    field: str
-    message: str
-    code: str
-
-
-class StockChanged(_Model):
-    type: Literal["StockChanged"] = "StockChanged"
-    event_id: UUID
-    occurred_at: AwareDatetime
-    sku: str
-    location: str
-    version: int
-    cause: Cause
-    deltas: Deltas
-    quantities: Quantities
-    valuation: Valuation
-    settings: Settings
-
-
-class LowStock(_Model):
-    type: Literal["LowStock"] = "LowStock"
-    event_id: UUID
-    occurred_at: AwareDatetime
-    sku: str
-    location: str
-    version: int
-    threshold: int
-    available: int
-    on_order: int
-    back_ordered: int
-    suggested_order_quantity: int
-    preferred_supplier: str | None
-    cause: Cause
-
-
-class StockReplenished(_Model):
-    type: Literal["StockReplenished"] = "StockReplenished"
-    event_id: UUID
-    occurred_at: AwareDatetime
-    sku: str
-    location: str
-    version: int
-    threshold: int
-    available: int
-    on_order: int
-    cause: Cause
-
-
-class PurchaseOrderLineChanged(_Model):
-    """On `stock.purchase-orders.v1`, keyed by po_number, on every change of a line."""
-
-    type: Literal["PurchaseOrderLineChanged"] = "PurchaseOrderLineChanged"
-    event_id: UUID
-    occurred_at: AwareDatetime
-    po_number: str
-    po_line: int
-    sku: str
-    location: str
-    status: PoLineStatus
-    planned: bool
-    ordered_quantity: int
-    received_quantity: int
-    open_quantity: int
-    unit_cost: Money
-    received_value: Money
-    supplier: str | None
-    expected_date: date | None
-    version: int
-    cause: Cause
-
-
-class PositionVersion(_Model):
-    sku: str
-    location: str
-    version: int
-
-
-class CommandAccepted(_Model):
-    type: Literal["CommandAccepted"] = "CommandAccepted"
-    event_id: UUID
-    occurred_at: AwareDatetime
-    command_id: UUID
-    command_type: str
-    # The command's (first) position; None for ConfigureLocation / ConfigureItem.
-    sku: str | None
-    location: str | None
-    version: int | None
-    # Every position the command changed (two for a transfer), with its new version.
-    positions: tuple[PositionVersion, ...] = ()
-
-
-class CommandRejected(_Model):
-    type: Literal["CommandRejected"] = "CommandRejected"
-    event_id: UUID
-    # None only when the command's own occurred_at could not be read.
-    occurred_at: AwareDatetime | None
-    command_id: UUID
-    command_type: str
-    sku: str | None
-    location: str | None
-    reason_code: RejectionCode
-    message: str
-    field_errors: tuple[FieldErrorModel, ...] = ()
-    current_version: int | None = None
-
-
-StockEvent = StockChanged | LowStock | StockReplenished | PurchaseOrderLineChanged
-ResultEvent = CommandAccepted | CommandRejected
-EVENT_TYPES: tuple[type[_Model], ...] = (
-    StockChanged,
-    LowStock,
-    StockReplenished,
-    PurchaseOrderLineChanged,
+from stockworker.contract.commands import AnyCommand, PositionCommand, TransferStock
+from stockworker.contract.events import (
+    Cause,
     CommandAccepted,
     CommandRejected,
+    Deltas,
+    FieldErrorModel,
+    LowStock,
+    PositionSettings,
+    PositionVersion,
+    PurchaseOrderLineChanged,
+    Quantities,
+    ResultEvent,
+    StockChanged,
+    StockEvent,
+    StockReplenished,
+    Valuation,
 )
-
-
-def suggested_order_quantity(position: Position) -> int:
-    """Enough to cover back orders and bring available + on_order up to max_quantity,
-    and at least reorder_quantity."""
-    shortfall = (
-        position.max_quantity + position.back_ordered - position.available - position.on_order
-    )
-    return max(position.reorder_quantity, shortfall, 0)
+from stockworker.domain.event_ids import event_id
+from stockworker.domain.outcome import Decision, FieldError, PoLineChange, PositionChange, Rejection
+from stockworker.domain.replenishment import suggested_order_quantity
 
 
 # The hot path builds events with model_construct: every value comes from validated
@@ -260,7 +71,7 @@ def stock_changed(command: AnyCommand, change: PositionChange) -> StockChanged:
         valuation=Valuation.model_construct(
             unit_cost=after.unit_cost, stock_value=after.stock_value
         ),
-        settings=Settings.model_construct(
+        settings=PositionSettings.model_construct(
             min_quantity=after.min_quantity,
             max_quantity=after.max_quantity,
             low_stock_threshold=after.low_stock_threshold,

@@ -1,0 +1,28 @@
+"""The constrained field types of commands (sizes, patterns, bounds)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+# Quantities are integers in the item's base unit. The upper bound keeps every sum
+# of quantities inside PostgreSQL's BIGINT and rejects absurd input early.
+MAX_QUANTITY = 1_000_000_000_000
+
+# Text never holds control characters (PostgreSQL refuses NUL, logs and UIs choke on
+# the rest); codes also have no surrounding spaces.
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
+_CODE = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=_CODE)]
+LocationCode = Annotated[str, Field(min_length=1, max_length=64, pattern=_CODE)]
+Reference = Annotated[str, Field(min_length=1, max_length=100, pattern=_TEXT)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
+Bin = Annotated[str, Field(max_length=50, pattern=_TEXT)]
+BaseUnit = Annotated[str, Field(min_length=1, max_length=20, pattern=_CODE)]
+PositiveQuantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
+NonNegativeQuantity = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
+QuantityDelta = Annotated[int, Field(strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+Version = Annotated[int, Field(strict=True, ge=0)]
+# The number of a line within a purchase order (not the line itself: domain PoLine).
+PoLineNumber = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
