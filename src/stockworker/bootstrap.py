@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,7 +13,7 @@ from decimal import Decimal
 import asyncpg
 
 from stockworker.adapters.kafka.command_consumer import CommandConsumer
-from stockworker.adapters.kafka.relay import OutboxRelay
+from stockworker.adapters.kafka.publisher import KafkaPublisher, is_unpublishable
 from stockworker.adapters.postgres.errors import (
     describe_failure,
     is_configuration_error,
@@ -20,15 +21,20 @@ from stockworker.adapters.postgres.errors import (
     is_transient,
 )
 from stockworker.adapters.postgres.migrations import lock_table_slots, missing_migrations
+from stockworker.adapters.postgres.outbox import PostgresOutboxSession
 from stockworker.adapters.postgres.pool import create_pool
 from stockworker.adapters.postgres.retention import RetentionSweeper
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockworker.config import ConfigurationError, Settings
+from stockworker.config.kafka import KafkaConnection
 from stockworker.domain.decide import Policy
+from stockworker.domain.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
 from stockworker.service.limits import record_limit
 from stockworker.service.loops import Backoff
+from stockworker.service.ports import UnitOfWorkFactory
+from stockworker.service.relay import OutboxRelay
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -38,13 +44,37 @@ def backoff(settings: Settings) -> Backoff:
     return Backoff(settings.retry_initial_seconds, settings.retry_max_seconds)
 
 
-def build_relay(settings: Settings) -> OutboxRelay:
-    return OutboxRelay(
+class PostgresKafkaRelay(OutboxRelay):
+    """The outbox relay reading PostgreSQL's outbox and publishing to Kafka."""
+
+    def __init__(
+        self,
+        database_url: str,
+        kafka: KafkaConnection | str,
+        batch_size: int = 2000,
+        idle_poll_seconds: float = 1.0,
+        retry_max_seconds: float = 10.0,
+        max_record_bytes: int = record_limit(DEFAULT_MAX_MESSAGE_BYTES),
+        backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__(
+            open_session=lambda: PostgresOutboxSession.open(database_url),
+            new_publisher=lambda: KafkaPublisher(kafka, max_record_bytes),
+            is_unpublishable=is_unpublishable,
+            batch_size=batch_size,
+            idle_poll_seconds=idle_poll_seconds,
+            backoff=backoff or Backoff(min(0.1, retry_max_seconds), retry_max_seconds),
+            describe_failure=describe_failure,
+        )
+
+
+def build_relay(settings: Settings) -> PostgresKafkaRelay:
+    return PostgresKafkaRelay(
         settings.database_url,
         settings.kafka(),
         batch_size=settings.relay_batch_size,
-        retry_max_seconds=settings.retry_max_seconds,
         max_record_bytes=record_limit(settings.max_message_bytes),
+        backoff=backoff(settings),
     )
 
 
@@ -52,30 +82,34 @@ def build_relay(settings: Settings) -> OutboxRelay:
 class Runtime:
     """What a running worker holds between start-up and shutdown."""
 
-    pool: asyncpg.Pool
     consumer: CommandConsumer
-    relay: OutboxRelay | None
     expiry: ReservationExpiry
-    retention: RetentionSweeper
+    relay: OutboxRelay | None = None
+    retention: RetentionSweeper | None = None
+    pool: asyncpg.Pool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     def start_background(self) -> None:
-        """The outbox relay (unless it runs as its own process) and reservation expiry."""
-        if self.relay is not None:
-            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
-        self._tasks.append(asyncio.create_task(self.expiry.run(), name="reservation-expiry"))
-        self._tasks.append(asyncio.create_task(self.retention.run(), name="retention"))
+        """The outbox relay (unless it runs as its own process), expiry and retention."""
+        parts = (
+            ("outbox-relay", self.relay),
+            ("reservation-expiry", self.expiry),
+            ("retention", self.retention),
+        )
+        for name, part in parts:
+            if part is not None:
+                self._tasks.append(asyncio.create_task(part.run(), name=name))
 
     async def close(self) -> None:
         """Stop expiry, then the relay (it flushes what is committed); close the pool."""
-        self.expiry.stop()
-        self.retention.stop()
-        if self.relay is not None:
-            self.relay.stop()
+        for part in (self.expiry, self.retention, self.relay):
+            if part is not None:
+                part.stop()
         for task in self._tasks:
             with contextlib.suppress(Exception):
                 await task
-        await self.pool.close()
+        if self.pool is not None:
+            await self.pool.close()
 
 
 async def open_database(settings: Settings) -> asyncpg.Pool:
@@ -113,10 +147,8 @@ async def open_database(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
-async def build_runtime(settings: Settings) -> Runtime:
-    pool = await open_database(settings)
-    unit_of_work = PostgresUnitOfWorkFactory(pool)
-    service = CommandBatchService(
+def build_service(settings: Settings, unit_of_work: UnitOfWorkFactory) -> CommandBatchService:
+    return CommandBatchService(
         unit_of_work,
         Topics(settings.topic_prefix),
         is_transient=is_transient,
@@ -128,10 +160,28 @@ async def build_runtime(settings: Settings) -> Runtime:
         max_locks_per_transaction=settings.max_locks_per_transaction,
         is_lock_table_full=is_lock_table_full,
     )
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    unit_of_work: UnitOfWorkFactory | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Runtime:
+    """The worker's parts, wired from `settings`.
+
+    Tests may substitute the unit of work (an in-memory store: no pool, relay or
+    retention sweep then) and the clock expiry reads, as cosmicpython's bootstrap does.
+    """
+    pool = None if unit_of_work is not None else await open_database(settings)
+    if unit_of_work is None:
+        assert pool is not None
+        unit_of_work = PostgresUnitOfWorkFactory(pool)
+    service = build_service(settings, unit_of_work)
     expiry = ReservationExpiry(
         unit_of_work,
         service,
-        clock=lambda: datetime.now(UTC),
+        clock=clock,
         is_transient=is_transient,
         interval_seconds=settings.expiry_interval_seconds,
         # An expiry locks a position and a reservation.
@@ -144,11 +194,13 @@ async def build_runtime(settings: Settings) -> Runtime:
         backoff=backoff(settings),
         describe_failure=describe_failure,
     )
-    relay = build_relay(settings) if settings.run_relay else None
+    if pool is None:
+        return Runtime(consumer, expiry)
     retention = RetentionSweeper(
         pool,
         inbox_seconds=settings.inbox_retention_hours * 3600,
         outbox_seconds=settings.outbox_retention_hours * 3600,
         interval_seconds=settings.retention_interval_seconds,
     )
-    return Runtime(pool, consumer, relay, expiry, retention)
+    relay = build_relay(settings) if settings.run_relay else None
+    return Runtime(consumer, expiry, relay, retention, pool)

@@ -12,10 +12,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from stockworker.adapters.kafka.admin import ensure_topics
-from stockworker.adapters.kafka.connection import KafkaConnection
-from stockworker.adapters.kafka.relay import OutboxRelay
 from stockworker.adapters.postgres.retention import RetentionSweeper
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from stockworker.bootstrap import PostgresKafkaRelay as OutboxRelay
+from stockworker.config.kafka import KafkaConnection
 from stockworker.entrypoints.outbox_admin import print_parked, retry_parked
 from stockworker.service.limits import record_limit
 from stockworker.service.ports import OutboxMessage

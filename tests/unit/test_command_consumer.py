@@ -6,13 +6,13 @@ import asyncio
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
 
 from stockworker.adapters.kafka.command_consumer import CommandConsumer
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.loops import Backoff
 from stockworker.service.topics import Topics
-from tests.support.builders import command, encode
+from tests.support.builders import command
+from tests.support.fake_kafka import FakeConsumer, command_record
 from tests.support.fake_store import FakeDatabase, FakeUnitOfWork
 
 TOPICS = Topics("t.")
@@ -24,29 +24,8 @@ class Transient(Exception):
     pass
 
 
-class FakeConsumer:
-    def __init__(self, *assigned: TopicPartition, refuse_commit: bool = False) -> None:
-        self.assigned = set(assigned)
-        self.seeks: dict[TopicPartition, int] = {}
-        self.commits: list[dict[TopicPartition, int]] = []
-        self.refuse_commit = refuse_commit
-
-    def assignment(self) -> set[TopicPartition]:
-        return self.assigned
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self.seeks[partition] = offset
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        if self.refuse_commit:
-            raise CommitFailedError("rebalanced")
-        self.commits.append(offsets)
-
-
 def record(tp: TopicPartition, offset: int, sku: str = "SKU-1") -> ConsumerRecord[Any, Any]:
-    value = encode(command("AdjustInventory", sku=sku, delta=1, reason="FOUND"))
-    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, sku.encode(), value,
-                          None, 0, len(value), ())  # fmt: skip
+    return command_record(tp, offset, command("AdjustInventory", sku=sku, delta=1, reason="FOUND"))
 
 
 def consumer_of(db: FakeDatabase, **unit_of_work: Any) -> CommandConsumer:

@@ -6,8 +6,8 @@ import ssl
 
 import pytest
 
-from stockworker.adapters.kafka.connection import KafkaConnection
 from stockworker.config import Settings, redact_dsn
+from stockworker.config.kafka import KafkaConnection
 
 
 def test_plaintext_is_the_default_and_adds_nothing() -> None:

@@ -12,8 +12,6 @@ expire keeps the others waiting.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,6 +20,7 @@ from datetime import datetime
 from stockworker.contract.commands import ExpireReservation
 from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
 from stockworker.service.command_batch import BatchReport, CommandBatchService
+from stockworker.service.loops import Stop, log_failure, repeat
 from stockworker.service.ports import DueReservation, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -60,14 +59,14 @@ class ReservationExpiry:
         self._describe = describe_failure
         self._interval = interval_seconds
         self._batch_size = batch_size
-        self._stopping = asyncio.Event()
+        self._stop = Stop()
 
     async def sweep(self) -> BatchReport:
         """Expire what is due now, a page per transaction; one sweeper at a time."""
         now = self._clock()
         total = BatchReport()
         after: DueReservation | None = None
-        while not self._stopping.is_set():
+        while not self._stop.is_set():
             page = await self._expire_page(now, after)
             if page is None:  # another worker sweeps
                 break
@@ -91,8 +90,8 @@ class ReservationExpiry:
         except Exception as exc:
             if self._is_transient(exc) or not due:
                 raise
-            log.error("expiring %d reservations failed (%s); expiring them one at a time",
-                      len(due), self._describe(exc))  # fmt: skip
+            reason = self._describe(exc)
+            log.error("expiring %d reservations failed (%s); one at a time now", len(due), reason)
         # One reservation the database refuses must not keep the others from expiring.
         report = BatchReport()
         for one in due:
@@ -102,8 +101,12 @@ class ReservationExpiry:
             except Exception as exc:
                 if self._is_transient(exc):
                     raise
-                log.error("reservation %s could not be expired (%s); left for the next sweep",
-                          one.reservation_id, self._describe(exc))  # fmt: skip
+                reason = self._describe(exc)
+                log.error(
+                    "reservation %s not expired (%s); left for the next sweep",
+                    one.reservation_id,
+                    reason,
+                )
         return due, report
 
     async def _expire(
@@ -114,20 +117,18 @@ class ReservationExpiry:
         entries = [(None, expiry_command(d, now)) for d in due]
         return await self._service.apply_in(uow, entries, republish_duplicates=False)
 
+    async def _sweep_and_say(self) -> None:
+        report = await self.sweep()
+        if report.applied:
+            log.info("expired %d reservations", report.applied)
+
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                report = await self.sweep()
-                if report.applied:
-                    log.info("expired %d reservations", report.applied)
-            except Exception as exc:
-                if not self._is_transient(exc):
-                    log.error("reservation expiry failed (%s); retrying after the interval",
-                              self._describe(exc))  # fmt: skip
-                else:
-                    log.warning("reservation expiry: transient failure %s", self._describe(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
+        await repeat(
+            self._sweep_and_say,
+            interval_seconds=self._interval,
+            stop=self._stop,
+            on_error=log_failure("reservation expiry", self._is_transient, self._describe),
+        )
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stop.set()

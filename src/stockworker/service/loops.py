@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class Unrecoverable(Exception):
+    """A failure no retry can cure (a configuration error): a loop may end on it."""
+
+
 class Stop:
     """A part's stop signal: set once; waits end early when it is set."""
 

@@ -121,3 +121,45 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """An outbox row waiting to be published: its id (publication order) and message."""
+
+    id: int
+    message: OutboxMessage
+
+
+class NotSent(Exception):
+    """A message the publisher was never given: an earlier one of its batch was refused."""
+
+
+class OutboxSession(Protocol):
+    """One relay's session with the outbox; leadership lasts as long as the session."""
+
+    async def try_lead(self) -> bool:
+        """Become the only relay publishing (so events leave in commit order)."""
+
+    async def wait_for_rows(self, seconds: float) -> None:
+        """Return when new rows may have been committed, or after `seconds`."""
+
+    async def fetch_unpublished(self, limit: int) -> list[PendingMessage]:
+        """The oldest rows neither published nor parked, in id order."""
+
+    async def mark_published(self, ids: Sequence[int]) -> None: ...
+
+    async def park(self, id: int, reason: str) -> None:
+        """Set a row aside that can never be published as it is."""
+
+    async def close(self) -> None: ...
+
+
+class Publisher(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> list[Exception | None]:
+        """Send in order; per message None once acknowledged, or its error (NotSent for
+        those never handed over after a refused one)."""

@@ -7,7 +7,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from stockworker.adapters.kafka.connection import KafkaConnection, as_connection
+from stockworker.config.kafka import KafkaConnection, as_connection
 from stockworker.service.topics import Topics
 
 

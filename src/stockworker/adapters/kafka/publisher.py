@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError, RecordListTooLargeError
 
-from stockworker.adapters.kafka.connection import KafkaConnection, as_connection
+from stockworker.config.kafka import KafkaConnection, as_connection
 from stockworker.domain.decoding import DEFAULT_MAX_MESSAGE_BYTES
 from stockworker.service.limits import EVENT_ID_HEADER, record_limit
-from stockworker.service.ports import OutboxMessage
+from stockworker.service.ports import NotSent, OutboxMessage
+
+__all__ = ["KafkaPublisher", "NotAcknowledged", "NotSent", "is_unpublishable"]
 
 # Errors that say the broker (or the producer) will never take this record, whatever
 # the state of the cluster: it is too large for the producer, the topic or a segment, or
@@ -24,10 +26,6 @@ _UNPUBLISHABLE = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopi
 def is_unpublishable(exc: Exception) -> bool:
     """True when a message that failed on its own can never be published as it is."""
     return isinstance(exc, _UNPUBLISHABLE)
-
-
-class NotSent(Exception):
-    """The message was not handed to the producer: an earlier one was refused."""
 
 
 class NotAcknowledged(Exception):

@@ -1,19 +1,24 @@
-"""The relay's side of the outbox table: read unpublished rows, mark them published or
-park them; and the operator's: list parked rows, re-queue one."""
+"""The outbox table on PostgreSQL: the relay's session (lead, read unpublished rows,
+mark them published or park them) and the operator's side (list parked rows, re-queue)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from stockworker.adapters.postgres import queries
+from stockworker.adapters.postgres.errors import describe_failure, is_configuration_error
 from stockworker.adapters.postgres.unit_of_work import OUTBOX_CHANNEL, message_from_row
+from stockworker.config import ConfigurationError
 from stockworker.service.limits import published_size
-from stockworker.service.ports import OutboxMessage
+from stockworker.service.ports import PendingMessage
 
 # Session advisory lock id held by the one active relay: per-SKU order needs one publisher.
 RELAY_LEADER_LOCK = 7372020
@@ -22,10 +27,55 @@ RELAY_LEADER_LOCK = 7372020
 PARKED_REASON_KEPT = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class PendingMessage:
-    id: int
-    message: OutboxMessage
+def _pending(row: asyncpg.Record) -> PendingMessage:
+    return PendingMessage(row["id"], message_from_row(row, "event_id", "topic", "key", "value"))
+
+
+class PostgresOutboxSession:
+    """A relay's session: one connection, leadership by a session advisory lock, and a
+    LISTEN on the channel every committed outbox write notifies, so it wakes at once."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._wake = asyncio.Event()
+
+    @classmethod
+    async def open(cls, database_url: str) -> PostgresOutboxSession:
+        try:
+            conn = await asyncpg.connect(database_url)
+        except Exception as exc:
+            if is_configuration_error(exc):
+                raise ConfigurationError("DATABASE_URL", describe_failure(exc)) from None
+            raise
+        session = cls(conn)
+        await conn.add_listener(OUTBOX_CHANNEL, session._on_notify)
+        return session
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def try_lead(self) -> bool:
+        """Become the only relay (until this connection closes)."""
+        return bool(await self._conn.fetchval(queries.TRY_RELAY_LEADERSHIP, RELAY_LEADER_LOCK))
+
+    async def wait_for_rows(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def fetch_unpublished(self, limit: int) -> list[PendingMessage]:
+        return [_pending(r) for r in await self._conn.fetch(queries.FETCH_UNPUBLISHED, limit)]
+
+    async def mark_published(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._conn.execute(queries.MARK_PUBLISHED, list(ids))
+
+    async def park(self, id: int, reason: str) -> None:
+        """Set a row aside: the relay skips it and retention keeps it."""
+        await self._conn.execute(queries.PARK, id, reason[:PARKED_REASON_KEPT])
+
+    async def close(self) -> None:
+        await self._conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,42 +90,23 @@ class ParkedMessage:
 
 
 class OutboxStore:
+    """The operator's side of the outbox: parked rows."""
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def try_lead(self) -> bool:
-        """Become the only relay (until this connection closes)."""
-        return bool(await self._conn.fetchval(queries.TRY_RELAY_LEADERSHIP, RELAY_LEADER_LOCK))
-
-    async def fetch_unpublished(self, limit: int) -> list[PendingMessage]:
-        """The oldest rows neither published nor parked, in id order."""
-        rows = await self._conn.fetch(queries.FETCH_UNPUBLISHED, limit)
-        return [
-            PendingMessage(r["id"], message_from_row(r, "event_id", "topic", "key", "value"))
-            for r in rows
-        ]
-
-    async def mark_published(self, ids: Sequence[int]) -> None:
-        if ids:
-            await self._conn.execute(queries.MARK_PUBLISHED, list(ids))
-
-    async def park(self, id: int, reason: str) -> None:
-        """Set a row aside: the relay skips it and retention keeps it."""
-        await self._conn.execute(queries.PARK, id, reason[:PARKED_REASON_KEPT])
-
     async def parked(self) -> list[ParkedMessage]:
-        rows = await self._conn.fetch(queries.PARKED)
         return [
             ParkedMessage(
                 id=r["id"],
                 event_id=r["event_id"],
                 topic=r["topic"],
                 key=r["key"],
-                size=published_size(message_from_row(r, "event_id", "topic", "key", "value")),
+                size=published_size(_pending(r).message),
                 reason=r["parked_reason"],
                 parked_at=r["parked_at"],
             )
-            for r in rows
+            for r in await self._conn.fetch(queries.PARKED)
         ]
 
     async def requeue(self, id: int) -> bool:

@@ -1,7 +1,8 @@
 """How to reach Kafka: bootstrap servers plus optional TLS and SASL, for every client.
 
-One description feeds both FastStream's broker (a `security` object) and the plain
-aiokafka clients (producer, admin), so they can never disagree.
+Part of the configuration: one description feeds both FastStream's broker (a
+`security` object) and the plain aiokafka clients (consumer, producer, admin), so they
+can never disagree.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from stockworker.adapters.kafka.connection import KafkaConnection
+from stockworker.config.kafka import KafkaConnection
+from stockworker.service.loops import Unrecoverable
 
 DEFAULT_DATABASE_URL = "postgresql://stockworker:stockworker@127.0.0.1:5432/stockworker"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -22,7 +23,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class ConfigurationError(Exception):
+class ConfigurationError(Unrecoverable):
     """A setting no retry can cure; the message names the variable."""
 
     def __init__(self, variable: str, reason: str) -> None:
