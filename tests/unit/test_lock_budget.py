@@ -8,11 +8,8 @@ from stockworker.contract.commands import COMMAND_TYPES
 from stockworker.domain.decoding import decode_command
 from stockworker.domain.footprint import footprint
 from stockworker.domain.position import PositionKey
-from stockworker.service.command_batch import (
-    MAX_LOCKS_PER_COMMAND,
-    CommandBatchService,
-    lock_names,
-)
+from stockworker.service.batch_state import MAX_LOCKS_PER_COMMAND, lock_names
+from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.ports import InboundRecord
 from stockworker.service.topics import Topics
 from tests.support.builders import _DEFAULTS, command, encode

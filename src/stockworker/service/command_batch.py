@@ -14,13 +14,11 @@ Order of work, and why:
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from uuid import UUID
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from stockworker.contract.codes import DeadLetterCode, RejectionCode
+from stockworker.contract.codes import DeadLetterCode
 from stockworker.contract.commands import AnyCommand
 from stockworker.contract.events import CommandRejected, ResultEvent
 from stockworker.domain.decide import Policy, decide
@@ -31,20 +29,23 @@ from stockworker.domain.decoding import (
     Undecodable,
     decode_command,
 )
-from stockworker.domain.footprint import Footprint, footprint
-from stockworker.domain.idempotency import command_fingerprint, raw_fingerprint, same_command
-from stockworker.domain.ledger import LedgerEntry, ledger_entry
-from stockworker.domain.outcome import Outcome, Rejection
-from stockworker.domain.outcome_events import command_target, outcome_events, rejected
-from stockworker.domain.position import Position, PositionKey
-from stockworker.domain.purchasing import PoLineKey
-from stockworker.domain.state import StockState
+from stockworker.domain.footprint import footprint
+from stockworker.domain.idempotency import command_fingerprint, same_command
+from stockworker.domain.outcome import Outcome
+from stockworker.domain.outcome_events import outcome_events
+from stockworker.service.batch_state import (
+    MAX_LOCKS_PER_COMMAND,
+    BatchReport,
+    BatchState,
+    lock_names,
+    merged_footprint,
+)
 from stockworker.service.dead_letters import dead_letter
+from stockworker.service.id_rejections import invalid_command_result, reused_id_result
 from stockworker.service.messages import event_message, result_message
 from stockworker.service.ports import (
     InboundRecord,
     OutboxMessage,
-    StateChanges,
     StoredResult,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -55,101 +56,7 @@ from stockworker.service.topics import Topics
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchReport:
-    applied: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-
-    def __add__(self, other: BatchReport) -> BatchReport:
-        return BatchReport(
-            self.applied + other.applied,
-            self.rejected + other.rejected,
-            self.duplicates + other.duplicates,
-            self.dead_lettered + other.dead_lettered,
-        )
-
-
-def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
-    positions: set[PositionKey] = set()
-    po_lines: set[PoLineKey] = set()
-    reservations: set[str] = set()
-    locations: set[str] = set()
-    items: set[str] = set()
-    for command in commands:
-        f = footprint(command)
-        positions.update(f.positions)
-        po_lines.update(f.po_lines)
-        reservations.update(f.reservations)
-        locations.update(f.locations)
-        items.update(f.items)
-    return Footprint(
-        tuple(sorted(positions)),
-        tuple(sorted(po_lines)),
-        tuple(sorted(reservations)),
-        tuple(sorted(locations)),
-        tuple(sorted(items)),
-    )
-
-
-def lock_names(f: Footprint) -> list[str]:
-    """What a batch must hold exclusively: everything it may write.
-
-    Locations and items are only read by stock commands; their own commands upsert a
-    single row, so they need no lock.
-    """
-    return [
-        *(f"position\x00{k.sku}\x00{k.location}" for k in f.positions),
-        *(f"po-line\x00{k.po_number}\x00{k.po_line}" for k in f.po_lines),
-        *(f"reservation\x00{r}" for r in f.reservations),
-    ]
-
-
-# The most locks one command takes (a transfer's two positions; a position and its PO
-# line or reservation): a batch of n commands takes at most n times this many.
-MAX_LOCKS_PER_COMMAND = 3
-
 _Entry = tuple[InboundRecord, Decoded]
-
-
-@dataclass
-class _Batch:
-    """The in-memory state of one batch and everything it will write."""
-
-    state: StockState
-    loaded: dict[PositionKey, Position]
-    stored: dict[UUID, StoredResult]
-    changed_positions: dict[PositionKey, Position] = field(default_factory=dict)
-    ledger: list[LedgerEntry] = field(default_factory=list)
-    new_results: list[StoredResult] = field(default_factory=list)
-    outbox: list[OutboxMessage] = field(default_factory=list)
-    touched_po_lines: set[PoLineKey] = field(default_factory=set)
-    touched_locations: set[str] = field(default_factory=set)
-    touched_items: set[str] = field(default_factory=set)
-
-    def apply(self, command: AnyCommand, outcome: Outcome) -> None:
-        self.state.apply(outcome)
-        for change in outcome.positions:
-            self.changed_positions[change.after.key] = change.after
-            self.ledger.append(
-                ledger_entry(change, command.command_id, command.type, command.occurred_at)
-            )
-        if outcome.po_line is not None:
-            self.touched_po_lines.add(outcome.po_line.after.key)
-        if outcome.location is not None:
-            self.touched_locations.add(outcome.location.code)
-        if outcome.item is not None:
-            self.touched_items.add(outcome.item.sku)
-
-    def changes(self) -> StateChanges:
-        return StateChanges(
-            positions=[(self.loaded.get(k), p) for k, p in self.changed_positions.items()],
-            po_lines=[self.state.po_lines[k] for k in sorted(self.touched_po_lines)],
-            locations=[self.state.locations[c] for c in sorted(self.touched_locations)],
-            items=[self.state.items[s] for s in sorted(self.touched_items)],
-            ledger=self.ledger,
-        )
 
 
 class CommandBatchService:
@@ -202,11 +109,7 @@ class CommandBatchService:
         current: list[_Entry] = []
         held: set[str] = set()
         for entry in entries:
-            item = entry[1]
-            needed = (
-                set() if isinstance(item, (InvalidCommand, Undecodable))
-                else set(lock_names(footprint(item)))
-            )  # fmt: skip
+            needed = _locks_of(entry[1])
             if current and len(held | needed) > self._lock_budget:
                 chunks.append(current)
                 current, held = [], set()
@@ -220,49 +123,49 @@ class CommandBatchService:
             async with self._unit_of_work() as uow:
                 return await self.apply_in(uow, entries)
         except Exception as exc:
-            if self._is_transient(exc):
-                if len(entries) > 1 and self._is_lock_table_full(exc):
-                    # Other sessions hold the rest of the shared lock table: take fewer
-                    # locks at a time rather than retry the same request.
-                    log.warning("PostgreSQL's lock table is full: applying %d records in "
-                                "halves", len(entries))  # fmt: skip
-                    half = len(entries) // 2
-                    first = await self._apply_or_split(entries[:half])
-                    return first + await self._apply_or_split(entries[half:])
-                raise
-            # Described, never quoted: the database's message can hold row contents.
-            reason = self._describe(exc)
-            if len(entries) == 1:
-                r = entries[0][0]
-                log.error(
-                    "dead-lettering %s[%d]@%d, which cannot be processed: %s",
-                    r.topic, r.partition, r.offset, reason,
-                )  # fmt: skip
-                return await self._dead_letter_failure(r, reason)
-            log.warning("batch of %d failed permanently (%s); retrying one by one",
-                        len(entries), reason)  # fmt: skip
-            report = BatchReport()
-            for entry in entries:
-                report += await self._apply_or_split([entry])
-            return report
+            if not self._is_transient(exc):
+                return await self._split_after_refusal(entries, exc)
+            if len(entries) > 1 and self._is_lock_table_full(exc):
+                # Other sessions hold the rest of the shared lock table: take fewer
+                # locks at a time rather than retry the same request.
+                log.warning("PostgreSQL's lock table is full: %d records in halves", len(entries))
+                half = len(entries) // 2
+                first = await self._apply_or_split(entries[:half])
+                return first + await self._apply_or_split(entries[half:])
+            raise
+
+    async def _split_after_refusal(self, entries: list[_Entry], exc: Exception) -> BatchReport:
+        # Described, never quoted: the database's message can hold row contents.
+        reason = self._describe(exc)
+        if len(entries) == 1:
+            record = entries[0][0]
+            log.error("dead-lettering %s, which cannot be processed: %s", _at(record), reason)
+            return await self._dead_letter_failure(record, reason)
+        log.warning("batch of %d failed permanently (%s); one by one now", len(entries), reason)
+        report = BatchReport()
+        for entry in entries:
+            report += await self._apply_or_split([entry])
+        return report
 
     async def _dead_letter_failure(self, record: InboundRecord, reason: str) -> BatchReport:
         code = DeadLetterCode.PROCESSING_FAILED
         try:
-            await self._append(dead_letter(record, code, reason[:500], self._topics,
-                                           self._max_message_bytes))  # fmt: skip
+            await self._append(self._dead_letter(record, code, reason[:500]))
         except Exception as exc:
             if self._is_transient(exc):
                 raise
             # What the database refuses is in the record's own headers: keep its key and
             # value and where it came from, so the partition still moves on.
-            log.error("the dead letter of %s[%d]@%d was refused too (%s); writing it "
-                      "without the original headers", record.topic, record.partition,
-                      record.offset, self._describe(exc))  # fmt: skip
+            refused = self._describe(exc)
+            log.error(
+                "dead letter of %s refused too (%s): without its headers", _at(record), refused
+            )
             bare = replace(record, headers=())
-            await self._append(dead_letter(bare, code, reason[:500], self._topics,
-                                           self._max_message_bytes))  # fmt: skip
+            await self._append(self._dead_letter(bare, code, reason[:500]))
         return BatchReport(dead_lettered=1)
+
+    def _dead_letter(self, record: InboundRecord, code: DeadLetterCode, why: str) -> OutboxMessage:
+        return dead_letter(record, code, why, self._topics, self._max_message_bytes)
 
     async def _append(self, message: OutboxMessage) -> None:
         async with self._unit_of_work() as uow:
@@ -280,64 +183,67 @@ class CommandBatchService:
         await uow.lock(lock_names(scope))
         state = await uow.load_state(scope)
         command_ids = [d.command_id for _, d in entries if not isinstance(d, Undecodable)]
-        batch = _Batch(
+        batch = BatchState(
             state=state,
             loaded=dict(state.positions),
             stored=dict(await uow.load_results(command_ids)),
         )
-        applied = rejected_count = duplicates = dead_lettered = 0
         for record, item in entries:
             if isinstance(item, Undecodable):
                 assert record is not None
-                batch.outbox.append(
-                    dead_letter(
-                        record, item.code, item.message, self._topics, self._max_message_bytes
-                    )
-                )
-                dead_lettered += 1
-                continue
-            prior = batch.stored.get(item.command_id)
-            fingerprint = None if isinstance(item, InvalidCommand) else command_fingerprint(item)
-            same = (
-                fingerprint is None or prior is None or same_command(prior.fingerprint, fingerprint)
-            )
-            if prior is not None and same:
-                # A redelivery: the stored result again. (An invalid payload under an id
-                # that was applied is taken as a redelivery too: the rules it was
-                # applied under may have been more lenient.)
-                if republish_duplicates:
-                    batch.outbox.append(prior.result)
-                duplicates += 1
-                continue
-            if prior is not None:
-                assert fingerprint is not None and not isinstance(item, InvalidCommand)
-                batch.outbox.append(result_message(_reused(item, prior, fingerprint), self._topics))
-                rejected_count += 1
-                continue
-            if isinstance(item, InvalidCommand):
-                # Not recorded in the inbox: a corrected command under this id is applied.
-                raw = record.value if record is not None and record.value else b""
-                batch.outbox.append(
-                    result_message(_invalid_command_result(item, raw), self._topics)
-                )
-                rejected_count += 1
-                continue
-            assert fingerprint is not None
-            result = self._decide(batch, item)
-            if isinstance(result, CommandRejected):
-                rejected_count += 1
+                batch.outbox.append(self._dead_letter(record, item.code, item.message))
+                batch.dead_lettered += 1
+            elif isinstance(item, InvalidCommand):
+                self._invalid(batch, record, item, republish_duplicates)
             else:
-                applied += 1
-            message = result_message(result, self._topics)
-            batch.outbox.append(message)
-            batch.stored[item.command_id] = StoredResult(item.command_id, message, fingerprint)
-            batch.new_results.append(batch.stored[item.command_id])
+                self._command(batch, item, republish_duplicates)
         await uow.save(batch.changes())
         await uow.save_results(batch.new_results)
         await uow.append_outbox(batch.outbox)
-        return BatchReport(applied, rejected_count, duplicates, dead_lettered)
+        return batch.report()
 
-    def _decide(self, batch: _Batch, item: AnyCommand) -> ResultEvent:
+    def _duplicate(self, batch: BatchState, prior: StoredResult, republish: bool) -> None:
+        """A redelivery: the stored result again, nothing else."""
+        if republish:
+            batch.outbox.append(prior.result)
+        batch.duplicates += 1
+
+    def _invalid(
+        self, batch: BatchState, record: InboundRecord | None, item: InvalidCommand, republish: bool
+    ) -> None:
+        prior = batch.stored.get(item.command_id)
+        if prior is not None:
+            # Taken as a redelivery: the rules the id was applied under may have been
+            # more lenient than today's.
+            self._duplicate(batch, prior, republish)
+            return
+        # Not recorded in the inbox: a corrected command under this id is applied.
+        raw = record.value if record is not None and record.value else b""
+        batch.outbox.append(result_message(invalid_command_result(item, raw), self._topics))
+        batch.rejected += 1
+
+    def _command(self, batch: BatchState, item: AnyCommand, republish: bool) -> None:
+        fingerprint = command_fingerprint(item)
+        prior = batch.stored.get(item.command_id)
+        if prior is not None:
+            if same_command(prior.fingerprint, fingerprint):
+                self._duplicate(batch, prior, republish)
+            else:
+                refusal = reused_id_result(item, prior, fingerprint)
+                batch.outbox.append(result_message(refusal, self._topics))
+                batch.rejected += 1
+            return
+        result = self._decide(batch, item)
+        if isinstance(result, CommandRejected):
+            batch.rejected += 1
+        else:
+            batch.applied += 1
+        message = result_message(result, self._topics)
+        batch.outbox.append(message)
+        batch.stored[item.command_id] = StoredResult(item.command_id, message, fingerprint)
+        batch.new_results.append(batch.stored[item.command_id])
+
+    def _decide(self, batch: BatchState, item: AnyCommand) -> ResultEvent:
         decision = decide(batch.state, item, self._policy)
         result, events = outcome_events(item, decision)
         if isinstance(decision, Outcome):
@@ -346,42 +252,11 @@ class CommandBatchService:
         return result
 
 
-def _invalid_command_result(item: InvalidCommand, raw: bytes) -> ResultEvent:
-    summary = "; ".join(f"{e.field}: {e.message}" for e in item.field_errors[:5])
-    return rejected(
-        command_id=item.command_id,
-        command_type=item.command_type,
-        rejection=Rejection(
-            RejectionCode.INVALID_COMMAND,
-            f"{item.command_type} does not match its schema: {summary}",
-            item.field_errors,
-        ),
-        occurred_at=item.occurred_at,
-        sku=item.sku,
-        location=item.location,
-        # Its own event id: the same command_id may later carry an accepted result.
-        event_kind=f"invalid/{raw_fingerprint(raw).hex()}",
-    )
+def _locks_of(item: Decoded) -> set[str]:
+    if isinstance(item, (InvalidCommand, Undecodable)):
+        return set()
+    return set(lock_names(footprint(item)))
 
 
-def _reused(command: AnyCommand, prior: StoredResult, fingerprint: bytes) -> ResultEvent:
-    """The refusal of a command_id already used for another payload; the first stays."""
-    try:
-        first = json.loads(prior.result.value)
-        what = f"a {first.get('command_type')} of {first.get('sku')!r} at {first.get('location')!r}"
-    except ValueError:
-        what = "another command"
-    sku, location = command_target(command)
-    return rejected(
-        command_id=command.command_id,
-        command_type=command.type,
-        rejection=Rejection(
-            RejectionCode.COMMAND_ID_REUSED,
-            f"command_id {command.command_id} was already used for {what}, with another "
-            "payload; nothing was changed: give this command a new command_id",
-        ),
-        occurred_at=command.occurred_at,
-        sku=sku,
-        location=location,
-        event_kind=f"reused/{fingerprint.hex()}",
-    )
+def _at(record: InboundRecord) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"

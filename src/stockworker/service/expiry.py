@@ -19,7 +19,8 @@ from datetime import datetime
 
 from stockworker.contract.commands import ExpireReservation
 from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
-from stockworker.service.command_batch import BatchReport, CommandBatchService
+from stockworker.service.batch_state import BatchReport
+from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.loops import Stop, log_failure, repeat
 from stockworker.service.ports import DueReservation, UnitOfWork, UnitOfWorkFactory
 

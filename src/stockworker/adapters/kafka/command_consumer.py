@@ -15,7 +15,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from stockworker.faults import crash_point
-from stockworker.service.command_batch import BatchReport, CommandBatchService
+from stockworker.service.batch_state import BatchReport
+from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.loops import Backoff, Stop, retry
 from stockworker.service.ports import InboundRecord
 

@@ -1,0 +1,117 @@
+"""What a batch locks, the in-memory state it decides on, and what it will write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from stockworker.contract.commands import AnyCommand
+from stockworker.domain.footprint import Footprint, footprint
+from stockworker.domain.ledger import LedgerEntry, ledger_entry
+from stockworker.domain.outcome import Outcome
+from stockworker.domain.position import Position, PositionKey
+from stockworker.domain.purchasing import PoLineKey
+from stockworker.domain.state import StockState
+from stockworker.service.ports import OutboxMessage, StateChanges, StoredResult
+
+# The most locks one command takes (a transfer's two positions; a position and its PO
+# line or reservation): a batch of n commands takes at most n times this many.
+MAX_LOCKS_PER_COMMAND = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReport:
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+    def __add__(self, other: BatchReport) -> BatchReport:
+        return BatchReport(
+            self.applied + other.applied,
+            self.rejected + other.rejected,
+            self.duplicates + other.duplicates,
+            self.dead_lettered + other.dead_lettered,
+        )
+
+
+def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
+    positions: set[PositionKey] = set()
+    po_lines: set[PoLineKey] = set()
+    reservations: set[str] = set()
+    locations: set[str] = set()
+    items: set[str] = set()
+    for command in commands:
+        f = footprint(command)
+        positions.update(f.positions)
+        po_lines.update(f.po_lines)
+        reservations.update(f.reservations)
+        locations.update(f.locations)
+        items.update(f.items)
+    return Footprint(
+        tuple(sorted(positions)),
+        tuple(sorted(po_lines)),
+        tuple(sorted(reservations)),
+        tuple(sorted(locations)),
+        tuple(sorted(items)),
+    )
+
+
+def lock_names(f: Footprint) -> list[str]:
+    """What a batch must hold exclusively: everything it may write.
+
+    Locations and items are only read by stock commands; their own commands upsert a
+    single row, so they need no lock.
+    """
+    return [
+        *(f"position\x00{k.sku}\x00{k.location}" for k in f.positions),
+        *(f"po-line\x00{k.po_number}\x00{k.po_line}" for k in f.po_lines),
+        *(f"reservation\x00{r}" for r in f.reservations),
+    ]
+
+
+@dataclass
+class BatchState:
+    """The in-memory state of one batch, everything it will write, and its counts."""
+
+    state: StockState
+    loaded: dict[PositionKey, Position]
+    stored: dict[UUID, StoredResult]
+    changed_positions: dict[PositionKey, Position] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    new_results: list[StoredResult] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    touched_po_lines: set[PoLineKey] = field(default_factory=set)
+    touched_locations: set[str] = field(default_factory=set)
+    touched_items: set[str] = field(default_factory=set)
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+    def apply(self, command: AnyCommand, outcome: Outcome) -> None:
+        self.state.apply(outcome)
+        for change in outcome.positions:
+            self.changed_positions[change.after.key] = change.after
+            self.ledger.append(
+                ledger_entry(change, command.command_id, command.type, command.occurred_at)
+            )
+        if outcome.po_line is not None:
+            self.touched_po_lines.add(outcome.po_line.after.key)
+        if outcome.location is not None:
+            self.touched_locations.add(outcome.location.code)
+        if outcome.item is not None:
+            self.touched_items.add(outcome.item.sku)
+
+    def changes(self) -> StateChanges:
+        return StateChanges(
+            positions=[(self.loaded.get(k), p) for k, p in self.changed_positions.items()],
+            po_lines=[self.state.po_lines[k] for k in sorted(self.touched_po_lines)],
+            locations=[self.state.locations[c] for c in sorted(self.touched_locations)],
+            items=[self.state.items[s] for s in sorted(self.touched_items)],
+            ledger=self.ledger,
+        )
+
+    def report(self) -> BatchReport:
+        return BatchReport(self.applied, self.rejected, self.duplicates, self.dead_lettered)
