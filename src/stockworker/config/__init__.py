@@ -133,8 +133,8 @@ class Settings:
         try:
             kafka.security()  # loads the CA bundle and client certificate, if any
         except (OSError, ssl.SSLError) as exc:
-            names = "/".join(env_name(n) for n in ("kafka_ssl_cafile", "kafka_ssl_certfile",
-                                                   "kafka_ssl_keyfile"))  # fmt: skip
+            files = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+            names = "/".join(env_name(n) for n in files)
             raise ConfigurationError(names, f"cannot be used for TLS: {exc}") from None
 
     @classmethod

@@ -102,45 +102,54 @@ def _receipt_limit(line: PoLine, policy: Policy) -> int:
     return line.ordered_quantity + int(tolerance)  # whole units only, rounded down
 
 
+def _unplanned_line(cmd: ReceivePOItem) -> PoLine:
+    """Goods no order announced: accepted, and kept as an unplanned line so the receipt
+    can be reversed like any other."""
+    return PoLine(
+        po_number=cmd.po_number,
+        po_line=cmd.po_line,
+        sku=cmd.sku,
+        location=cmd.location,
+        ordered_quantity=0,
+        unit_cost=cmd.unit_cost,
+        planned=False,
+        version=0,
+    )
+
+
+def _receivable(line: PoLine, cmd: ReceivePOItem, policy: Policy) -> Rejection | None:
+    """Why an existing line cannot take this receipt, if it cannot."""
+    key = line.key
+    mismatch = _same_position(line, cmd)
+    if mismatch is not None:
+        return mismatch
+    if line.cancelled:
+        return Rejection(RejectionCode.PO_LINE_CANCELLED, f"{_describe(key)} is cancelled")
+    limit = _receipt_limit(line, policy)
+    if line.planned and line.received_quantity + cmd.quantity > limit:
+        return Rejection(
+            RejectionCode.OVER_RECEIPT,
+            f"receiving {cmd.quantity} on {_describe(key)} would make "
+            f"{line.received_quantity + cmd.quantity} of {line.ordered_quantity} ordered "
+            f"(open {line.open_quantity}, tolerance "
+            f"{policy.over_receipt_tolerance_percent}% allows up to {limit})",
+        )
+    return None
+
+
 def receive_po_item(view: StockView, cmd: ReceivePOItem, policy: Policy) -> Decision:
     refused = inactive(view, cmd.sku, cmd.location)
     if refused is not None:
         return refused
     key = _line_key(cmd)
-    line = view.po_line(key)
+    before = view.po_line(key)
+    if before is not None:
+        refused = _receivable(before, cmd, policy)
+        if refused is not None:
+            return refused
+    line = before or _unplanned_line(cmd)
+    reason = None if before is not None else "UNPLANNED_RECEIPT"
     received_value = value_of(cmd.unit_cost, cmd.quantity)
-    reason = None
-    if line is None:
-        # Goods no order announced: accepted, and kept as an unplanned line so the
-        # receipt can be reversed like any other.
-        reason = "UNPLANNED_RECEIPT"
-        line = PoLine(
-            po_number=cmd.po_number,
-            po_line=cmd.po_line,
-            sku=cmd.sku,
-            location=cmd.location,
-            ordered_quantity=0,
-            unit_cost=cmd.unit_cost,
-            planned=False,
-            version=0,
-        )
-        before = None
-    else:
-        mismatch = _same_position(line, cmd)
-        if mismatch is not None:
-            return mismatch
-        if line.cancelled:
-            return Rejection(RejectionCode.PO_LINE_CANCELLED, f"{_describe(key)} is cancelled")
-        limit = _receipt_limit(line, policy)
-        if line.planned and line.received_quantity + cmd.quantity > limit:
-            return Rejection(
-                RejectionCode.OVER_RECEIPT,
-                f"receiving {cmd.quantity} on {_describe(key)} would make "
-                f"{line.received_quantity + cmd.quantity} of {line.ordered_quantity} ordered "
-                f"(open {line.open_quantity}, tolerance "
-                f"{policy.over_receipt_tolerance_percent}% allows up to {limit})",
-            )
-        before = line
     position = view.position(PositionKey(cmd.sku, cmd.location))
     after = replace(
         line,

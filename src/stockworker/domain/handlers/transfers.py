@@ -21,7 +21,7 @@ from stockworker.domain.state import StockView
 from stockworker.domain.valuation import share
 
 
-def transfer_stock(view: StockView, cmd: TransferStock, policy: Policy) -> Decision:
+def _locations_refused(view: StockView, cmd: TransferStock) -> Rejection | None:
     if cmd.from_location == cmd.to_location:
         return Rejection(
             RejectionCode.SAME_LOCATION,
@@ -36,7 +36,11 @@ def transfer_stock(view: StockView, cmd: TransferStock, policy: Policy) -> Decis
     # Stock may leave an inactive location (emptying a closing one is what transfers are
     # for) but not enter one; an inactive item is refused, as the transfer adds stock at
     # the destination (like AdjustInventory, which refuses an inactive item only when adding).
-    refused = inactive(view, cmd.sku, cmd.to_location)
+    return inactive(view, cmd.sku, cmd.to_location)
+
+
+def transfer_stock(view: StockView, cmd: TransferStock, policy: Policy) -> Decision:
+    refused = _locations_refused(view, cmd)
     if refused is not None:
         return refused
     source = view.position(PositionKey(cmd.sku, cmd.from_location))
