@@ -9,35 +9,10 @@ from datetime import datetime
 import asyncpg
 
 from stockworker.adapters.postgres import queries
-from stockworker.domain.ledger import (
-    QUANTITY_FIELDS,
-    LedgerEntry,
-    as_of,
-    differences,
-    project,
-)
+from stockworker.adapters.postgres.tables import ledger_entry_from_row, quantities_from_row
+from stockworker.domain.ledger import LedgerEntry, as_of, differences, project
 from stockworker.domain.ledger import LedgerQuantities as Quantities
 from stockworker.domain.position import PositionKey
-from stockworker.domain.valuation import money
-
-
-def _entry(row: asyncpg.Record) -> LedgerEntry:
-    def quantities(prefix: str, version: int) -> Quantities:
-        values = {f: row[prefix + f] for f in QUANTITY_FIELDS}
-        values["stock_value"] = money(values["stock_value"])
-        return Quantities(**values, version=version)
-
-    return LedgerEntry(
-        sku=row["sku"],
-        location=row["location"],
-        version=row["version"],
-        command_id=row["command_id"],
-        command_type=row["command_type"],
-        reason=row["reason"],
-        occurred_at=row["occurred_at"],
-        deltas=quantities("delta_", 0),
-        after=quantities("", row["version"]),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +32,7 @@ async def _entries_by_position(
     key: PositionKey | None = None
     entries: list[LedgerEntry] = []
     async for row in conn.cursor(queries.ALL_LEDGER, prefetch=5000):
-        entry = _entry(row)
+        entry = ledger_entry_from_row(row)
         entry_key = PositionKey(entry.sku, entry.location)
         if entry_key != key and key is not None:
             yield key, entries
@@ -78,11 +53,8 @@ async def check_ledger(conn: asyncpg.Connection) -> LedgerReport:
     count = 0
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         for row in await conn.fetch(queries.POSITION_QUANTITIES):
-            stored[PositionKey(row["sku"], row["location"])] = Quantities(
-                **{f: row[f] for f in QUANTITY_FIELDS if f != "stock_value"},
-                stock_value=money(row["stock_value"]),
-                version=row["version"],
-            )
+            key = PositionKey(row["sku"], row["location"])
+            stored[key] = quantities_from_row(row, version=row["version"])
         seen: set[PositionKey] = set()
         async for key, entries in _entries_by_position(conn):
             seen.add(key)
@@ -93,12 +65,12 @@ async def check_ledger(conn: asyncpg.Connection) -> LedgerReport:
                 found[key] = problems
         for key in stored.keys() - seen:
             found[key] = ["position has no ledger entries"]
-    return LedgerReport(positions_checked=len(stored | dict.fromkeys(seen)), entries=count,
-                        differences=found)  # fmt: skip
+    checked = len(stored.keys() | seen)
+    return LedgerReport(positions_checked=checked, entries=count, differences=found)
 
 
 async def quantities_as_of(
     conn: asyncpg.Connection, key: PositionKey, moment: datetime
 ) -> Quantities:
     rows = await conn.fetch(queries.POSITION_LEDGER, key.sku, key.location)
-    return as_of((_entry(r) for r in rows), moment)
+    return as_of((ledger_entry_from_row(r) for r in rows), moment)

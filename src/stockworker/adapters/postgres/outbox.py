@@ -15,7 +15,7 @@ import asyncpg
 
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.errors import describe_failure, is_configuration_error
-from stockworker.adapters.postgres.unit_of_work import OUTBOX_CHANNEL, message_from_row
+from stockworker.adapters.postgres.outbox_rows import OUTBOX_CHANNEL, message_from_row
 from stockworker.config import ConfigurationError
 from stockworker.service.limits import published_size
 from stockworker.service.ports import PendingMessage

@@ -1,29 +1,51 @@
-"""The service's UnitOfWork on PostgreSQL: one transaction on one pooled connection."""
+"""The service's UnitOfWork on PostgreSQL: one transaction on one pooled connection.
+
+Statements are in queries.py; rows become records and back in tables.py (state) and
+outbox_rows.py (inbox and outbox).
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType, TracebackType
-from typing import Self
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
 import asyncpg
 
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.errors import DatabaseConnectionLost, describe_failure
-from stockworker.domain.catalog import Item, Location
+from stockworker.adapters.postgres.outbox_rows import (
+    OUTBOX_CHANNEL,
+    OUTBOX_COLUMNS,
+    PROCESSED_COMMAND_COLUMNS,
+    outbox_record,
+    stored_result_from_row,
+    stored_result_record,
+)
+from stockworker.adapters.postgres.tables import (
+    ITEMS,
+    LEDGER_COLUMNS,
+    LOCATIONS,
+    PO_LINES,
+    POSITIONS,
+    RESERVATIONS,
+    Table,
+    due_reservation_from_row,
+    ledger_record,
+    positions_from_rows,
+)
 from stockworker.domain.footprint import Footprint
-from stockworker.domain.ledger import QUANTITY_FIELDS
 from stockworker.domain.position import Position, PositionKey, Reservation
-from stockworker.domain.purchasing import PoLine
 from stockworker.domain.state import StockState
-from stockworker.domain.valuation import money
 from stockworker.service.ports import DueReservation, OutboxMessage, StateChanges, StoredResult
 
-OUTBOX_CHANNEL = "stockworker_outbox"
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 
 def lock_id(name: str) -> int:
@@ -32,71 +54,11 @@ def lock_id(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _position(row: asyncpg.Record, reservations: Mapping[str, Reservation]) -> Position:
-    return Position(
-        sku=row["sku"],
-        location=row["location"],
-        on_hand=row["on_hand"],
-        reserved=row["reserved"],
-        picked=row["picked"],
-        on_order=row["on_order"],
-        back_ordered=row["back_ordered"],
-        stock_value=money(row["stock_value"]),
-        min_quantity=row["min_quantity"],
-        max_quantity=row["max_quantity"],
-        low_stock_threshold=row["low_stock_threshold"],
-        reorder_quantity=row["reorder_quantity"],
-        bin=row["bin"],
-        preferred_supplier=row["preferred_supplier"],
-        picks=MappingProxyType(json.loads(row["picks"])),
-        reservations=MappingProxyType(dict(reservations)),
-        version=row["version"],
-    )
-
-
-def _reservation(row: asyncpg.Record) -> Reservation:
-    return Reservation(
-        reservation_id=row["reservation_id"],
-        order_ref=row["order_ref"],
-        quantity=row["quantity"],
-        back_ordered=row["back_ordered"],
-        expires_at=row["expires_at"],
-        sequence=row["sequence"],
-    )
-
-
-def _po_line(row: asyncpg.Record) -> PoLine:
-    return PoLine(
-        **{c: row[c] for c in queries.PO_LINE_COLUMNS if c not in ("unit_cost", "received_value")},
-        unit_cost=money(row["unit_cost"]),
-        received_value=money(row["received_value"]),
-    )
-
-
-def _columns(rows: Iterable[Sequence[object]], width: int) -> list[list[object]]:
-    """Rows to one list per column, the shape `unnest($1::t[], ...)` takes."""
-    columns: list[list[object]] = [[] for _ in range(width)]
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
-
-
-def message_from_row(
-    row: asyncpg.Record, event_id: str, topic: str, key: str, value: str
-) -> OutboxMessage:
-    """An OutboxMessage from a row of `outbox` or `processed_command` (column names vary)."""
-    return OutboxMessage(
-        event_id=row[event_id],
-        topic=row[topic],
-        key=row[key],
-        value=row[value],
-        headers=tuple(zip(row["header_keys"], row["header_values"], strict=True)),
-    )
-
-
-def header_columns(message: OutboxMessage) -> tuple[list[str], list[bytes | None]]:
-    return [k for k, _ in message.headers], [v for _, v in message.headers]
+def _key_arrays(keys: Sequence[str] | Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Keys as the arrays `$1, $2, ...` a load by key takes: one per key column."""
+    if isinstance(keys[0], tuple):
+        return [list(column) for column in zip(*keys, strict=True)]
+    return [list(keys)]
 
 
 class PostgresUnitOfWork:
@@ -158,168 +120,76 @@ class PostgresUnitOfWork:
 
     async def load_state(self, footprint: Footprint) -> StockState:
         conn = self._connection
-        skus = [k.sku for k in footprint.positions]
-        locations = [k.location for k in footprint.positions]
-        reservations: dict[PositionKey, dict[str, Reservation]] = {}
         positions: list[Position] = []
         if footprint.positions:
-            for r in await conn.fetch(queries.LOAD_RESERVATIONS, skus, locations):
-                key = PositionKey(r["sku"], r["location"])
-                reservations.setdefault(key, {})[r["reservation_id"]] = _reservation(r)
-            rows = await conn.fetch(queries.LOAD_POSITIONS, skus, locations)
-            positions = [
-                _position(r, reservations.get(PositionKey(r["sku"], r["location"]), {}))
-                for r in rows
-            ]
-        owners = []
+            keys = _key_arrays(footprint.positions)
+            positions = positions_from_rows(
+                await conn.fetch(queries.LOAD_RESERVATIONS, *keys),
+                await conn.fetch(queries.LOAD_POSITIONS, *keys),
+            )
+        owners: list[tuple[str, PositionKey]] = []
         if footprint.reservations:
-            owners = [
-                (r["reservation_id"], PositionKey(r["sku"], r["location"]))
-                for r in await conn.fetch(queries.RESERVATION_OWNERS, list(footprint.reservations))
-            ]
-        po_lines = []
-        if footprint.po_lines:
-            po_lines = [
-                _po_line(r)
-                for r in await conn.fetch(
-                    queries.LOAD_PO_LINES,
-                    [k.po_number for k in footprint.po_lines],
-                    [k.po_line for k in footprint.po_lines],
-                )
-            ]
-        catalog_locations = (
-            [
-                Location(**dict(r))
-                for r in await conn.fetch(queries.LOAD_LOCATIONS, list(footprint.locations))
-            ]
-            if footprint.locations
-            else []
+            rows = await conn.fetch(queries.RESERVATION_OWNERS, list(footprint.reservations))
+            owners = [(r["reservation_id"], PositionKey(r["sku"], r["location"])) for r in rows]
+        return StockState.of(
+            positions,
+            await self._load(PO_LINES, queries.LOAD_PO_LINES, footprint.po_lines),
+            await self._load(LOCATIONS, queries.LOAD_LOCATIONS, footprint.locations),
+            await self._load(ITEMS, queries.LOAD_ITEMS, footprint.items),
+            owners,
         )
-        items = (
-            [Item(**dict(r)) for r in await conn.fetch(queries.LOAD_ITEMS, list(footprint.items))]
-            if footprint.items
-            else []
-        )
-        return StockState.of(positions, po_lines, catalog_locations, items, owners)
+
+    async def _load(
+        self, table: Table[R], query: str, keys: Sequence[str] | Sequence[tuple[Any, ...]]
+    ) -> list[R]:
+        if not keys:
+            return []
+        return [table.from_row(r) for r in await self._connection.fetch(query, *_key_arrays(keys))]
 
     async def load_results(self, command_ids: Iterable[UUID]) -> Mapping[UUID, StoredResult]:
         ids = list(command_ids)
         if not ids:
             return {}
         rows = await self._connection.fetch(queries.LOAD_RESULTS, ids)
-        return {
-            r["command_id"]: StoredResult(
-                command_id=r["command_id"],
-                result=message_from_row(
-                    r, "result_event_id", "result_topic", "result_key", "result_value"
-                ),
-                fingerprint=r["fingerprint"],
-            )
-            for r in rows
-        }
+        return {r["command_id"]: stored_result_from_row(r) for r in rows}
 
     async def save(self, changes: StateChanges) -> None:
-        conn = self._connection
         if changes.positions:
-            await conn.execute(
-                queries.SAVE_POSITIONS,
-                *_columns(
-                    (
-                        (
-                            p.sku,
-                            p.location,
-                            p.on_hand,
-                            p.reserved,
-                            p.picked,
-                            p.on_order,
-                            p.back_ordered,
-                            p.stock_value,
-                            p.min_quantity,
-                            p.max_quantity,
-                            p.low_stock_threshold,
-                            p.reorder_quantity,
-                            p.bin,
-                            p.preferred_supplier,
-                            json.dumps(dict(p.picks), separators=(",", ":")),
-                            p.version,
-                        )
-                        for _, p in changes.positions
-                    ),
-                    len(queries.POSITION_COLUMNS),
-                ),
-            )
+            await self._upsert(queries.SAVE_POSITIONS, POSITIONS, [p for _, p in changes.positions])
             await self._save_reservations(changes.positions)
-        if changes.po_lines:
-            await conn.execute(
-                queries.SAVE_PO_LINES,
-                *_columns(
-                    (tuple(getattr(line, c) for c in queries.PO_LINE_COLUMNS)
-                     for line in changes.po_lines),
-                    len(queries.PO_LINE_COLUMNS),
-                ),
-            )  # fmt: skip
-        if changes.locations:
-            await conn.execute(
-                queries.SAVE_LOCATIONS,
-                *_columns(((x.code, x.name, x.active, x.version) for x in changes.locations), 4),
-            )
-        if changes.items:
-            await conn.execute(
-                queries.SAVE_ITEMS,
-                *_columns(
-                    ((i.sku, i.name, i.base_unit, i.active, i.version) for i in changes.items), 5
-                ),
-            )
+        await self._upsert(queries.SAVE_PO_LINES, PO_LINES, changes.po_lines)
+        await self._upsert(queries.SAVE_LOCATIONS, LOCATIONS, changes.locations)
+        await self._upsert(queries.SAVE_ITEMS, ITEMS, changes.items)
         if changes.ledger:
-            await conn.copy_records_to_table(
+            await self._connection.copy_records_to_table(
                 "stock_ledger",
-                columns=queries.LEDGER_COLUMNS,
-                records=[
-                    (
-                        e.sku,
-                        e.location,
-                        e.version,
-                        e.command_id,
-                        e.command_type,
-                        e.reason,
-                        e.occurred_at,
-                        *(getattr(e.deltas, f) for f in QUANTITY_FIELDS),
-                        *(getattr(e.after, f) for f in QUANTITY_FIELDS),
-                    )
-                    for e in changes.ledger
-                ],
+                columns=LEDGER_COLUMNS,
+                records=[ledger_record(e) for e in changes.ledger],
             )
+
+    async def _upsert(
+        self, query: str, table: Table[R], records: Sequence[R], owners: Sequence[object] = ()
+    ) -> None:
+        if records:
+            await self._connection.execute(query, *table.to_columns(records, owners))
 
     async def _save_reservations(
         self, positions: Sequence[tuple[Position | None, Position]]
     ) -> None:
         """Write only the reservations that changed; delete the closed ones."""
-        upserts: list[tuple[object, ...]] = []
+        changed: list[Reservation] = []
+        holders: list[Position] = []
         closed: list[str] = []
         for original, current in positions:
             before = original.reservations if original else {}
             closed.extend(r for r in before if r not in current.reservations)
-            upserts.extend(
-                (
-                    r.reservation_id,
-                    current.sku,
-                    current.location,
-                    r.order_ref,
-                    r.quantity,
-                    r.back_ordered,
-                    r.expires_at,
-                    r.sequence,
-                )
-                for r in current.reservations.values()
-                if before.get(r.reservation_id) != r
-            )
+            for reservation in current.reservations.values():
+                if before.get(reservation.reservation_id) != reservation:
+                    changed.append(reservation)
+                    holders.append(current)
         if closed:
             await self._connection.execute(queries.DELETE_RESERVATIONS, closed)
-        if upserts:
-            await self._connection.execute(
-                queries.SAVE_RESERVATIONS,
-                *_columns(upserts, len(queries.RESERVATION_COLUMNS)),
-            )
+        await self._upsert(queries.SAVE_RESERVATIONS, RESERVATIONS, changed, holders)
 
     async def try_lead_expiry(self) -> bool:
         return bool(await self._connection.fetchval(queries.TRY_EXPIRY_LEADERSHIP))
@@ -334,45 +204,22 @@ class PostgresUnitOfWork:
             after.expires_at if after else None,
             after.reservation_id if after else None,
         )
-        return [
-            DueReservation(
-                reservation_id=r["reservation_id"],
-                position=PositionKey(r["sku"], r["location"]),
-                expires_at=r["expires_at"],
-                sequence=r["sequence"],
-            )
-            for r in rows
-        ]
+        return [due_reservation_from_row(r) for r in rows]
 
     async def save_results(self, results: Sequence[StoredResult]) -> None:
-        if not results:
-            return
-        await self._connection.copy_records_to_table(
-            "processed_command",
-            columns=queries.PROCESSED_COMMAND_COLUMNS,
-            records=[
-                (
-                    r.command_id,
-                    r.result.event_id,
-                    r.result.topic,
-                    r.result.key,
-                    r.result.value,
-                    *header_columns(r.result),
-                    r.fingerprint,
-                )
-                for r in results
-            ],
-        )
+        if results:
+            await self._connection.copy_records_to_table(
+                "processed_command",
+                columns=PROCESSED_COMMAND_COLUMNS,
+                records=[stored_result_record(r) for r in results],
+            )
 
     async def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
-        if not messages:
-            return
-        await self._connection.copy_records_to_table(
-            "outbox",
-            columns=queries.OUTBOX_COLUMNS,
-            records=[(m.event_id, m.topic, m.key, m.value, *header_columns(m)) for m in messages],
-        )
-        self._wrote_outbox = True
+        if messages:
+            await self._connection.copy_records_to_table(
+                "outbox", columns=OUTBOX_COLUMNS, records=[outbox_record(m) for m in messages]
+            )
+            self._wrote_outbox = True
 
 
 class PostgresUnitOfWorkFactory:
@@ -385,12 +232,6 @@ class PostgresUnitOfWorkFactory:
 
 async def all_positions(conn: asyncpg.Connection | asyncpg.Pool) -> list[Position]:
     """Every position with its reservations, ordered by key (audit and the tests' checks)."""
-    reservations: dict[PositionKey, dict[str, Reservation]] = {}
-    for r in await conn.fetch(queries.ALL_RESERVATIONS):
-        reservations.setdefault(PositionKey(r["sku"], r["location"]), {})[r["reservation_id"]] = (
-            _reservation(r)
-        )
-    return [
-        _position(r, reservations.get(PositionKey(r["sku"], r["location"]), {}))
-        for r in await conn.fetch(queries.ALL_POSITIONS)
-    ]
+    return positions_from_rows(
+        await conn.fetch(queries.ALL_RESERVATIONS), await conn.fetch(queries.ALL_POSITIONS)
+    )

@@ -1,0 +1,117 @@
+-- The statements written by hand, by name; queries.py loads them once at import and
+-- names each (`-- lock --` is queries.LOCK). The `--` lines right under a name describe
+-- the statement and are not sent. The statements that follow a table's columns are
+-- built in queries.py from the declarations in tables.py. All are parameterised.
+
+-- lock --
+-- Transaction-scoped advisory locks, taken in the order of the (sorted) array, so two
+-- writers never wait on each other in a cycle. They also cover rows not created yet.
+SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k
+
+-- reservation_owners --
+SELECT reservation_id, sku, location FROM stock_reservation
+WHERE reservation_id = ANY($1::text[])
+
+-- delete_reservations --
+DELETE FROM stock_reservation WHERE reservation_id = ANY($1::text[])
+
+-- due_reservations --
+-- Keyset pages: a page that could not expire some of its rows never hides the next one.
+SELECT reservation_id, sku, location, expires_at, sequence FROM stock_reservation
+WHERE expires_at <= $1
+  AND ($3::timestamptz IS NULL OR (expires_at, reservation_id) > ($3, $4::text))
+ORDER BY expires_at, reservation_id
+LIMIT $2
+
+-- try_expiry_leadership --
+-- Only one worker sweeps expired reservations at a time (released at commit).
+SELECT pg_try_advisory_xact_lock(7372021)
+
+-- notify_outbox --
+SELECT pg_notify($1, '')
+
+-- fetch_unpublished --
+-- Parked rows (refused by the broker for a reason of their own) wait for an operator.
+SELECT id, event_id, topic, key, value, header_keys, header_values
+FROM outbox
+WHERE published_at IS NULL AND parked_at IS NULL
+ORDER BY id
+LIMIT $1
+
+-- mark_published --
+UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])
+
+-- park --
+UPDATE outbox SET parked_at = now(), parked_reason = $2
+WHERE id = $1 AND published_at IS NULL
+
+-- parked --
+SELECT id, event_id, topic, key, value, header_keys, header_values, parked_reason, parked_at
+FROM outbox
+WHERE parked_at IS NOT NULL
+ORDER BY id
+
+-- requeue_parked --
+UPDATE outbox SET parked_at = NULL, parked_reason = NULL
+WHERE id = $1 AND parked_at IS NOT NULL
+RETURNING id
+
+-- delete_old_inbox --
+-- Retention, in bounded chunks so no sweep holds long locks or a huge transaction.
+DELETE FROM processed_command WHERE command_id IN (
+    SELECT command_id FROM processed_command
+    WHERE processed_at < now() - make_interval(secs => $1)
+    LIMIT $2)
+
+-- delete_old_outbox --
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox
+    WHERE published_at < now() - make_interval(secs => $1)
+    ORDER BY id
+    LIMIT $2)
+
+-- try_retention_leadership --
+-- Only one worker sweeps old rows at a time (released at commit).
+SELECT pg_try_advisory_xact_lock(7372022)
+
+-- try_relay_leadership --
+SELECT pg_try_advisory_lock($1)
+
+-- create_migrations_table --
+CREATE TABLE IF NOT EXISTS schema_migration (
+    version    text        PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- applied_migrations --
+SELECT version FROM schema_migration
+
+-- migrations_table_exists --
+-- Whether the migrations table exists (the worker's start-up check runs no DDL).
+SELECT to_regclass('schema_migration') IS NOT NULL
+
+-- lock_table_slots --
+-- Slots of PostgreSQL's shared lock table: every session's locks must fit in it together.
+SELECT current_setting('max_locks_per_transaction')::bigint
+     * (current_setting('max_connections')::bigint
+        + current_setting('max_prepared_transactions')::bigint)
+
+-- record_migration --
+INSERT INTO schema_migration (version) VALUES ($1)
+
+-- worker_grants --
+-- The worker role's privileges: data only, and the ledger is append-only (read and insert;
+-- the REVOKE also takes back what an earlier `migrate --grant-to` granted). Statements run
+-- in order, in the migration's transaction. Role names cannot be bind parameters, so the
+-- statements are built by PostgreSQL's format() with %I (identifier quoting).
+SELECT ARRAY[
+    'REVOKE CREATE ON SCHEMA public FROM PUBLIC',
+    format('GRANT USAGE ON SCHEMA public TO %I', $1::text),
+    format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text),
+    format('REVOKE UPDATE, DELETE, TRUNCATE ON stock_ledger FROM %I', $1::text),
+    format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)
+]
+
+-- migration_lock --
+-- Serialises concurrent `migrate` runs.
+SELECT pg_advisory_xact_lock(7372019)
