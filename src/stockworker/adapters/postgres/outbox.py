@@ -16,6 +16,7 @@ import asyncpg
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.errors import describe_failure, is_configuration_error
 from stockworker.adapters.postgres.outbox_rows import OUTBOX_CHANNEL, message_from_row
+from stockworker.adapters.postgres.pool import connect_options
 from stockworker.config import ConfigurationError
 from stockworker.service.limits import published_size
 from stockworker.service.ports import PendingMessage
@@ -42,7 +43,7 @@ class PostgresOutboxSession:
     @classmethod
     async def open(cls, database_url: str) -> PostgresOutboxSession:
         try:
-            conn = await asyncpg.connect(database_url)
+            conn = await asyncpg.connect(database_url, **connect_options(database_url))
         except Exception as exc:
             if is_configuration_error(exc):
                 raise ConfigurationError("DATABASE_URL", describe_failure(exc)) from None
