@@ -45,18 +45,21 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.runner import run_service
     from stockworker.entrypoints.worker import create_app
 
-    asyncio.run(create_app(settings).run())
+    run_service(create_app(settings).run())
     return 0
 
 
 def _relay(settings: Settings, _args: argparse.Namespace) -> int:
     from stockworker.bootstrap import build_relay
+    from stockworker.entrypoints.runner import run_service, settle_heap
     from stockworker.entrypoints.signals import run_until_signal
 
     relay = build_relay(settings)
-    asyncio.run(run_until_signal(relay.run(), relay.stop))
+    settle_heap()
+    run_service(run_until_signal(relay.run(), relay.stop))
     return 0
 
 

@@ -20,6 +20,7 @@ from faststream.message import StreamMessage
 from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
 from stockworker.bootstrap import Runtime, build_runtime
 from stockworker.config import Settings
+from stockworker.entrypoints.runner import settle_heap
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> FastStream:
     async def start() -> None:
         runtime = await build_runtime(settings)
         state["runtime"] = runtime
+        settle_heap()
         runtime.start_background()
         commands = Topics(settings.topic_prefix).commands
         log.info("stockworker consuming %s as group %s", commands, settings.group_id)
