@@ -13,11 +13,11 @@ from stockworker.contract.events import (
 )
 from stockworker.domain.decide import decide
 from stockworker.domain.outcome import Outcome
-from stockworker.domain.outcome_events import outcome_events
 from stockworker.domain.position import Position
 from stockworker.domain.replenishment import suggested_order_quantity
 from stockworker.domain.state import StockState
 from tests.support.builders import command
+from tests.support.events import event_models
 
 _adapter: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
@@ -25,7 +25,7 @@ _adapter: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 def run(position: Position, body: dict[str, object]) -> tuple[Position, list[object]]:
     cmd = _adapter.validate_python(body)
     decision = decide(StockState.of([position]), cmd)
-    result, events = outcome_events(cmd, decision)
+    result, events = event_models(cmd, decision)
     after = decision.positions[0].after if isinstance(decision, Outcome) else position
     return after, [result, *events]
 

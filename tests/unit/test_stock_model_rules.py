@@ -18,12 +18,12 @@ from stockworker.contract.events import (
 from stockworker.domain.decide import Policy
 from stockworker.domain.ledger import LedgerQuantities as Quantities
 from stockworker.domain.ledger import as_of, ledger_entry, project
-from stockworker.domain.outcome_events import outcome_events
 from stockworker.domain.position import PositionKey
 from stockworker.domain.purchasing import PoLineKey
 from stockworker.domain.state import StockState
 from tests.support.builders import OCCURRED_AT
 from tests.support.domain import KEY, cmd, configured, outcome, rejected, run
+from tests.support.events import event_models
 
 T0 = datetime.fromisoformat(OCCURRED_AT)
 WH2 = PositionKey("SKU-1", "WH2")
@@ -130,7 +130,7 @@ def test_expiry_releases_like_a_release_but_only_once_due() -> None:
     due = cmd("ExpireReservation", reservation_id="R1", occurred_at=expires.isoformat())
     decision = outcome(state, due)
     assert decision.positions[0].reason == "EXPIRED"
-    _, events = outcome_events(due, decision)
+    _, events = event_models(due, decision)
     changed = events[0]
     assert isinstance(changed, StockChanged)
     assert (changed.deltas.reserved, changed.cause.reason) == (-4, "EXPIRED")
@@ -248,7 +248,7 @@ def test_unreceive_rejections() -> None:
 def test_cancel_drops_the_open_remainder() -> None:
     state = run(StockState(), cmd("OrderPOItem", quantity=10), cmd("ReceivePOItem", quantity=3))
     decision = outcome(state, cmd("CancelPOItem"))
-    _, events = outcome_events(cmd("CancelPOItem"), decision)
+    _, events = event_models(cmd("CancelPOItem"), decision)
     run(state, cmd("CancelPOItem"))
     assert position(state) == (3, 0, 0, 0, 0)
     [po_event] = [e for e in events if isinstance(e, PurchaseOrderLineChanged)]
@@ -375,7 +375,7 @@ def test_expected_version_must_match_the_position() -> None:
     assert outcome(state, cmd("PickStock", expected_version=1)).positions
     create_only = rejected(state, cmd("ConfigureStockItem", expected_version=0))
     assert create_only.code is RejectionCode.VERSION_CONFLICT
-    result, _ = outcome_events(cmd("PickStock", expected_version=3), conflict)
+    result, _ = event_models(cmd("PickStock", expected_version=3), conflict)
     assert isinstance(result, CommandRejected) and result.current_version == 1
 
 
@@ -418,7 +418,7 @@ def test_low_stock_suggestion_counts_back_orders_and_names_the_supplier() -> Non
         ),
     )
     reserve = cmd("ReserveStock", reservation_id="R1", quantity=6, allow_backorder=True)
-    _, events = outcome_events(reserve, outcome(state, reserve))
+    _, events = event_models(reserve, outcome(state, reserve))
     [low] = [e for e in events if isinstance(e, LowStock)]
     # available 0, 4 back-ordered: 20 + 4 - 0 - 0 on order.
     assert (low.back_ordered, low.suggested_order_quantity, low.preferred_supplier) == (

@@ -20,7 +20,6 @@ from dataclasses import replace
 
 from stockworker.contract.codes import DeadLetterCode
 from stockworker.contract.commands import AnyCommand
-from stockworker.contract.events import CommandRejected, ResultEvent
 from stockworker.domain.decide import Policy, decide
 from stockworker.domain.decoding import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -32,7 +31,7 @@ from stockworker.domain.decoding import (
 from stockworker.domain.footprint import footprint
 from stockworker.domain.idempotency import command_fingerprint, same_command
 from stockworker.domain.outcome import Outcome
-from stockworker.domain.outcome_events import outcome_events
+from stockworker.domain.outcome_events import EventDoc, is_rejection, outcome_events
 from stockworker.service.batch_state import (
     MAX_LOCKS_PER_COMMAND,
     BatchReport,
@@ -234,7 +233,7 @@ class CommandBatchService:
                 batch.rejected += 1
             return
         result = self._decide(batch, item)
-        if isinstance(result, CommandRejected):
+        if is_rejection(result):
             batch.rejected += 1
         else:
             batch.applied += 1
@@ -243,7 +242,7 @@ class CommandBatchService:
         batch.stored[item.command_id] = StoredResult(item.command_id, message, fingerprint)
         batch.new_results.append(batch.stored[item.command_id])
 
-    def _decide(self, batch: BatchState, item: AnyCommand) -> ResultEvent:
+    def _decide(self, batch: BatchState, item: AnyCommand) -> EventDoc:
         decision = decide(batch.state, item, self._policy)
         result, events = outcome_events(item, decision)
         if isinstance(decision, Outcome):

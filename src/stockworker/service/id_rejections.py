@@ -7,15 +7,14 @@ import json
 
 from stockworker.contract.codes import RejectionCode
 from stockworker.contract.commands import AnyCommand
-from stockworker.contract.events import ResultEvent
 from stockworker.domain.decoding import InvalidCommand
 from stockworker.domain.idempotency import raw_fingerprint
 from stockworker.domain.outcome import Rejection
-from stockworker.domain.outcome_events import command_target, rejected
+from stockworker.domain.outcome_events import EventDoc, command_target, rejected
 from stockworker.service.ports import StoredResult
 
 
-def invalid_command_result(item: InvalidCommand, raw: bytes) -> ResultEvent:
+def invalid_command_result(item: InvalidCommand, raw: bytes) -> EventDoc:
     summary = "; ".join(f"{e.field}: {e.message}" for e in item.field_errors[:5])
     return rejected(
         command_id=item.command_id,
@@ -33,7 +32,7 @@ def invalid_command_result(item: InvalidCommand, raw: bytes) -> ResultEvent:
     )
 
 
-def reused_id_result(command: AnyCommand, prior: StoredResult, fingerprint: bytes) -> ResultEvent:
+def reused_id_result(command: AnyCommand, prior: StoredResult, fingerprint: bytes) -> EventDoc:
     """The refusal of a command_id already used for another payload; the first stays."""
     try:
         first = json.loads(prior.result.value)
