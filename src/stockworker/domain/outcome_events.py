@@ -25,16 +25,30 @@ from stockworker.domain.replenishment import suggested_order_quantity
 EventDoc = dict[str, Any]
 
 
+# The references a cause names, where the command has them. Looked up per command class
+# once: getattr with a default on a model without the field goes through pydantic's
+# __getattr__ and an AttributeError, which cost the worker ~3 % of its CPU.
+_REFERENCES = ("order_ref", "reservation_id", "po_number", "po_line")
+_references_of: dict[type[AnyCommand], tuple[str, ...]] = {}
+
+
 def _cause(command: AnyCommand, reason: str | None) -> EventDoc:
-    return {
+    kind = type(command)
+    names = _references_of.get(kind)
+    if names is None:
+        names = _references_of[kind] = tuple(n for n in _REFERENCES if n in kind.model_fields)
+    cause: EventDoc = {
         "command_id": command.command_id,
         "command_type": command.type,
         "reason": reason,
-        "order_ref": getattr(command, "order_ref", None),
-        "reservation_id": getattr(command, "reservation_id", None),
-        "po_number": getattr(command, "po_number", None),
-        "po_line": getattr(command, "po_line", None),
+        "order_ref": None,
+        "reservation_id": None,
+        "po_number": None,
+        "po_line": None,
     }
+    for name in names:
+        cause[name] = getattr(command, name)
+    return cause
 
 
 def stock_changed(
