@@ -56,9 +56,19 @@ async def drain(
     return got
 
 
-async def started_consumer(services: Services, *topic_names: str) -> GuardedConsumer:
+class SlowCommits(GuardedConsumer):
+    """Each commit waits a while before it goes, as on a busy coordinator."""
+
+    async def commit(self, offsets: Any = None) -> None:
+        await asyncio.sleep(0.2)
+        await super().commit(offsets)
+
+
+async def started_consumer(
+    services: Services, *topic_names: str, kind: type[GuardedConsumer] = GuardedConsumer
+) -> GuardedConsumer:
     """A started GuardedConsumer of a group of its own, from the earliest offsets."""
-    consumer = GuardedConsumer(
+    consumer = kind(
         *topic_names,
         bootstrap_servers=services.kafka_bootstrap_servers,
         group_id=f"guarded-{uuid.uuid4().hex[:8]}",
@@ -153,3 +163,29 @@ async def test_any_failure_of_a_fetch_puts_the_partitions_back_and_leaves_as_a_k
     finally:
         await consumer.stop()
     assert sorted(r.value for r in first + rest) == sorted(f"r{i}".encode() for i in range(12))
+
+
+async def test_offsets_committed_in_the_background_are_all_committed_once_it_stops(
+    services: Services, topics: Topics
+) -> None:
+    sent = await fill(services.kafka_bootstrap_servers, topics.commands)
+    consumer = await started_consumer(services, topics.commands, kind=SlowCommits)
+    group = consumer._group_id
+    try:
+        got = await drain(consumer, sum(len(v) for v in sent.values()), None)
+        ends: dict[TopicPartition, int] = {}
+        for record in got:
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+            # One commit per record, as fast as they come: most merge while one travels.
+            consumer.commit_in_background({tp: record.offset + 1})
+    finally:
+        await consumer.stop()  # returns once every commit asked for has landed
+
+    check = AIOKafkaConsumer(bootstrap_servers=services.kafka_bootstrap_servers, group_id=group)
+    await check.start()
+    try:
+        committed = {tp: await check.committed(tp) for tp in ends}
+    finally:
+        await check.stop()
+    assert committed == ends

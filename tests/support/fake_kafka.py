@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError
 
 from tests.support.builders import encode
 
 
 class FakeConsumer:
-    def __init__(self, *assigned: TopicPartition, refuse_commit: bool = False) -> None:
+    def __init__(self, *assigned: TopicPartition) -> None:
         self.assigned = set(assigned)
         self.seeks: dict[TopicPartition, int] = {}
         self.commits: list[dict[TopicPartition, int]] = []
-        self.refuse_commit = refuse_commit
 
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
@@ -23,9 +21,7 @@ class FakeConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks[partition] = offset
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        if self.refuse_commit:
-            raise CommitFailedError("rebalanced")
+    def commit_in_background(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(offsets)
 
 

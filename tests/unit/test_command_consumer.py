@@ -85,10 +85,3 @@ async def test_stopping_during_a_retry_leaves_the_batch_uncommitted_to_redo() ->
     consumer.stop()
     await asyncio.wait_for(handling, 1)
     assert (kafka.commits, kafka.seeks) == ([], {P0: 3})
-
-
-async def test_a_refused_commit_is_not_an_error_the_records_come_again() -> None:
-    db = FakeDatabase()
-    kafka = FakeConsumer(P0, refuse_commit=True)
-    await consumer_of(db).handle([record(P0, 0)], kafka)
-    assert db.commits == 1 and kafka.commits == []

@@ -1,8 +1,9 @@
 """Feeds batches of command records to the service and commits their offsets after.
 
 Offsets are committed per partition, explicitly, only once the transaction that
-applied the batch has committed. Transient failures are retried here with capped
-exponential backoff and jitter, without committing and without dead-lettering.
+applied the batch has committed (in the background: the next batch does not wait for
+the commit). Transient failures are retried here with capped exponential backoff and
+jitter, without committing and without dead-lettering.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from stockworker.faults import crash_point
 from stockworker.service.batch_state import BatchReport
@@ -30,7 +30,8 @@ class BatchConsumer(Protocol):
 
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    def commit_in_background(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit after every earlier commit, without waiting; a failure is logged."""
 
 
 def inbound(record: ConsumerRecord[Any, Any]) -> InboundRecord:
@@ -112,7 +113,7 @@ class CommandConsumer:
             return
         self.total += report
         crash_point("after-db-commit")
-        await self._commit(next_offsets(records), consumer)
+        self._commit(next_offsets(records), consumer)
 
     @staticmethod
     def _rewind(records: Sequence[ConsumerRecord[Any, Any]], consumer: BatchConsumer) -> None:
@@ -122,14 +123,10 @@ class CommandConsumer:
                 consumer.seek(tp, offset)
 
     @staticmethod
-    async def _commit(offsets: dict[TopicPartition, int], consumer: BatchConsumer) -> None:
+    def _commit(offsets: dict[TopicPartition, int], consumer: BatchConsumer) -> None:
+        # Not awaited: the next batch is applied while the commit travels. It is sent
+        # only now, after the database commit; a lost one means records come again.
         assigned = consumer.assignment()
         owned = {tp: o for tp, o in offsets.items() if tp in assigned}
-        if not owned:
-            return
-        try:
-            await consumer.commit(owned)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            # Lost the partitions in a rebalance: the new owner re-reads these records and
-            # the inbox turns them into duplicates. Correct, merely repeated work.
-            log.warning("offset commit failed (%r); records will be redelivered", exc)
+        if owned:
+            consumer.commit_in_background(owned)

@@ -18,6 +18,9 @@ partition holding the record stays stuck on it. `GuardedConsumer` closes both ho
   (`record_batches`) and handed out after the records before it, its header keys
   surrogate-escaped, so that the worker dead-letters it and goes on.
 
+It also commits offsets in the background (`background_commits`), and waits for them
+when stopped.
+
 Whatever else a fetch raises leaves as a KafkaError: FastStream's consume loop retries
 those and would stop on anything else.
 """
@@ -37,6 +40,7 @@ from aiokafka.errors import (
     KafkaError,
 )
 
+from stockworker.adapters.kafka.background_commits import BackgroundCommits, Offsets
 from stockworker.adapters.kafka.raw_fetch import consumer_record, read_up_to_unreadable
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 UNREADABLE_RECORD_ERRORS = (UnicodeDecodeError, CorruptRecordException)
 _RAW_FETCH_TIMEOUT_SECONDS = 30.0
 _MAX_BACKOFF_SECONDS = 5.0
+_COMMIT_DRAIN_SECONDS = 10.0
 
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
@@ -68,6 +73,15 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         # Paused after a failed fetch until their committed offset is known again.
         self._to_restart: set[TopicPartition] = set()
         self._failures = 0
+        self._commits = BackgroundCommits(self.commit, self.assignment)
+
+    def commit_in_background(self, offsets: Offsets) -> None:
+        """Commit after every earlier commit, while the caller goes on (background_commits)."""
+        self._commits.add(offsets)
+
+    async def stop(self) -> None:
+        await self._commits.drain(_COMMIT_DRAIN_SECONDS)
+        await super().stop()
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         super().seek(partition, offset)
