@@ -110,6 +110,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_of_command(name: str) -> float:
+    """CPU seconds used so far by every process of that name (PostgreSQL's backends and
+    background processes are all `postgres`; Kafka's broker is `java`)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] == name:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def services_cpu() -> dict[str, float]:
+    return {"PostgreSQL": cpu_of_command("postgres"), "Kafka": cpu_of_command("java")}
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
@@ -176,6 +195,8 @@ async def run(args: argparse.Namespace) -> None:
             await producer.flush()
 
         cpu_before = [cpu_seconds(w.pid) for w in workers]
+        services_before = services_cpu()
+        bench_before = time.process_time()
         first = time.perf_counter()
         feeder = asyncio.create_task(feed())
         seen = 0
@@ -195,6 +216,8 @@ async def run(args: argparse.Namespace) -> None:
         elapsed = last - first
         memory = [peak_rss_mib(w.pid) for w in workers]
         cpu = [cpu_seconds(w.pid) - b for w, b in zip(workers, cpu_before, strict=True)]
+        others = {k: v - services_before[k] for k, v in services_cpu().items()}
+        others["bench (producer, consumer)"] = time.process_time() - bench_before
     finally:
         await producer.stop()
         await consumer.stop()
@@ -224,6 +247,15 @@ async def run(args: argparse.Namespace) -> None:
         for role, seconds in zip(roles, cpu, strict=True)
     )
     print(f"CPU per command: {per_command}")
+    # The rest of the machine's work for the same commands (on a machine of its own,
+    # PostgreSQL and Kafka run elsewhere; the bench's own clients stand for upstream
+    # publishers and downstream subscribers).
+    print(
+        "  elsewhere:     "
+        + ", ".join(f"{k} {v / max(seen, 1) * 1e6:.0f} µs" for k, v in others.items())
+    )
+    busy = (sum(cpu) + sum(others.values())) / elapsed / (os.cpu_count() or 1)
+    print(f"  machine:       {busy:.0%} of {os.cpu_count()} cores busy on average")
     if seen < len(commands):
         print(f"INCOMPLETE: {len(commands) - seen} results missing (logs in {logs})")
         raise SystemExit(1)
