@@ -45,6 +45,18 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Before a connection goes back to the pool: only an abandoned transaction is undone.
+
+    asyncpg's default reset (unlock advisory locks, close cursors, UNLISTEN, RESET ALL)
+    is one more round trip per transaction, ~1 in 14 of the worker's statements. Pooled
+    connections keep no session state here: locks are transaction-scoped, and the relay's
+    session lock and LISTEN live on a connection of its own, outside the pool.
+    """
+    if conn.is_in_transaction():
+        await conn.reset()
+
+
 async def create_pool(dsn: str, size: int, backoff: Backoff | None = None) -> asyncpg.Pool:
     """A pool, waiting with backoff while the database is not reachable yet (start-up order).
 
@@ -58,6 +70,7 @@ async def create_pool(dsn: str, size: int, backoff: Backoff | None = None) -> as
             min_size=1,
             max_size=size,
             server_settings={"application_name": "stockworker"},
+            reset=_reset,
             **connect_options(dsn),
         )
         assert pool is not None
