@@ -191,6 +191,8 @@ async def test_a_row_the_broker_refuses_is_parked_and_the_rows_behind_it_go_out_
     assert relay.parked == 2 and relay.published == 7
     unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"
     assert await pool.fetchval(unpublished) == 0
+    # Published rows left the outbox with their acknowledgement; the parked ones stay.
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 2
 
     # Retention deletes published rows, never parked ones.
     await RetentionSweeper(pool, inbox_seconds=0, outbox_seconds=0).sweep()

@@ -147,7 +147,8 @@ class OutboxSession(Protocol):
     async def fetch_unpublished(self, limit: int) -> list[PendingMessage]:
         """The oldest rows neither published nor parked, in id order."""
 
-    async def mark_published(self, ids: Sequence[int]) -> None: ...
+    async def delete_published(self, ids: Sequence[int]) -> None:
+        """The broker acknowledged these rows: they leave the outbox."""
 
     async def park(self, id: int, reason: str) -> None:
         """Set a row aside that can never be published as it is."""

@@ -1,14 +1,13 @@
-"""The outbox relay: publishes committed outbox rows in id order, then marks them published.
+"""The outbox relay: publishes committed outbox rows in id order, then deletes them.
 
 One relay leads at a time (the session's leadership), so events of one SKU leave in the
-order their transactions committed. A crash between publish and mark re-publishes the
+order their transactions committed. A crash between publish and delete re-publishes the
 same rows with the same event ids: at least once, never lost.
 
 One row the broker will never take (too large, an invalid topic) must not hold back
-the rows behind it. When a batch fails, the rows the broker acknowledged are marked
-published, the publisher is replaced (a refused batch leaves a gap in its partition's
-sequence numbers) and the failed rows are sent again one at a time, in id order: one
-that fails alone with such an error is *parked* (set aside with the reason, logged,
+the rows behind it. When a batch fails, the rows the broker acknowledged are deleted,
+the publisher is replaced (a refused batch ends it, so nothing behind it overtakes it)
+and the failed rows are sent again one at a time, in id order: one that fails alone with such an error is *parked* (set aside with the reason, logged,
 listed by `stockworker outbox parked`); any other error stops the round and the relay
 retries from the oldest unpublished row. Rows the publisher was never given (it refused
 an earlier one) go out in the next round.
@@ -16,7 +15,7 @@ an earlier one) go out in the next round.
 Per-SKU order: a row acknowledged in a batch never overtakes an older row of its
 partition that failed. The publisher refuses a row before any later one is handed to
 it, and when the broker refuses a batch, every later batch of that partition from the
-same idempotent producer fails on the sequence gap. Failed rows are then sent in id
+same producer fails with it (librdkafka's gap-less guarantee). Failed rows are then sent in id
 order, each awaited before the next. Only a parked row is left behind.
 """
 
@@ -128,7 +127,7 @@ class OutboxRelay:
         errors = await self._publisher.publish([p.message for p in pending])
         crash_point("relay-after-publish")
         acknowledged = [p.id for p, error in zip(pending, errors, strict=True) if error is None]
-        await session.mark_published(acknowledged)
+        await session.delete_published(acknowledged)
         self.published += len(acknowledged)
         # Rows the publisher never took (after one it refused) wait for the next round.
         failed = [
@@ -160,7 +159,7 @@ class OutboxRelay:
         for row in rows:
             [error] = await publisher.publish([row.message])
             if error is None:
-                await session.mark_published([row.id])
+                await session.delete_published([row.id])
                 self.published += 1
                 continue
             if not self._is_unpublishable(error):

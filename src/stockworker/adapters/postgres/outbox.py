@@ -67,9 +67,9 @@ class PostgresOutboxSession:
     async def fetch_unpublished(self, limit: int) -> list[PendingMessage]:
         return [_pending(r) for r in await self._conn.fetch(queries.FETCH_UNPUBLISHED, limit)]
 
-    async def mark_published(self, ids: Sequence[int]) -> None:
+    async def delete_published(self, ids: Sequence[int]) -> None:
         if ids:
-            await self._conn.execute(queries.MARK_PUBLISHED, list(ids))
+            await self._conn.execute(queries.DELETE_PUBLISHED, list(ids))
 
     async def park(self, id: int, reason: str) -> None:
         """Set a row aside: the relay skips it and retention keeps it."""

@@ -130,7 +130,7 @@ POSITION_QUANTITIES = _select(POSITION_QUANTITY_COLUMNS, "stock_position")
 # The outbox: announced at commit, published by the relay, parked, swept.
 NOTIFY_OUTBOX = _sql("notify_outbox")
 FETCH_UNPUBLISHED = _sql("fetch_unpublished")
-MARK_PUBLISHED = _sql("mark_published")
+DELETE_PUBLISHED = _sql("delete_published")
 PARK = _sql("park")
 PARKED = _sql("parked")
 REQUEUE_PARKED = _sql("requeue_parked")

@@ -38,8 +38,9 @@ WHERE published_at IS NULL AND parked_at IS NULL
 ORDER BY id
 LIMIT $1
 
--- mark_published --
-UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])
+-- delete_published --
+-- Acknowledged by the broker: gone from the outbox (Kafka keeps the event).
+DELETE FROM outbox WHERE id = ANY($1::bigint[])
 
 -- park --
 UPDATE outbox SET parked_at = now(), parked_reason = $2
