@@ -1,9 +1,10 @@
-"""Retention: the inbox and the published outbox are kept for a while, then deleted.
+"""Retention: inbox rows are kept for a while, then deleted.
 
 The inbox must outlive any redelivery of a command (Kafka retention of
 `stock.commands.v1`, replays by operators): a command older than the inbox retention
-that arrives again is applied again. Published outbox rows are only kept for
-operators to look at. Unpublished rows are never deleted.
+that arrives again is applied again. The relay deletes outbox rows as it publishes
+them; the sweep only removes rows that versions before migration 0006 marked
+published. Unpublished rows are never deleted.
 """
 
 from __future__ import annotations
