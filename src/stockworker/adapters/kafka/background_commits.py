@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Set
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class BackgroundCommits:
                 continue
             try:
                 await self._commit(owned)
-            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            except KafkaError as exc:  # CommitFailedError after a rebalance, among others
                 log.warning("offset commit failed (%r); records will be redelivered", exc)
             except Exception:
                 log.exception("offset commit failed; records will be redelivered")

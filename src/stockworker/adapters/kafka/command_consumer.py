@@ -113,7 +113,9 @@ class CommandConsumer:
             return
         self.total += report
         crash_point("after-db-commit")
-        self._commit(next_offsets(records), consumer)
+        # Not awaited: the next batch is applied while the commit travels. It is asked
+        # for only now, after the database commit; a lost one means records come again.
+        consumer.commit_in_background(next_offsets(records))
 
     @staticmethod
     def _rewind(records: Sequence[ConsumerRecord[Any, Any]], consumer: BatchConsumer) -> None:
@@ -121,12 +123,3 @@ class CommandConsumer:
             # No longer assigned: its new owner starts from the committed offset.
             if tp in consumer.assignment():
                 consumer.seek(tp, offset)
-
-    @staticmethod
-    def _commit(offsets: dict[TopicPartition, int], consumer: BatchConsumer) -> None:
-        # Not awaited: the next batch is applied while the commit travels. It is sent
-        # only now, after the database commit; a lost one means records come again.
-        assigned = consumer.assignment()
-        owned = {tp: o for tp, o in offsets.items() if tp in assigned}
-        if owned:
-            consumer.commit_in_background(owned)

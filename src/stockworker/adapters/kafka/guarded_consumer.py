@@ -80,8 +80,10 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         self._commits.add(offsets)
 
     async def stop(self) -> None:
-        await self._commits.drain(_COMMIT_DRAIN_SECONDS)
-        await super().stop()
+        try:
+            await self._commits.drain(_COMMIT_DRAIN_SECONDS)
+        finally:
+            await super().stop()
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         super().seek(partition, offset)
