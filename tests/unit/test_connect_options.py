@@ -18,6 +18,7 @@ def test_a_loopback_address_without_an_sslmode_gets_no_tls(
     dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PGSSLMODE", raising=False)
+    monkeypatch.delenv("PGSERVICE", raising=False)
     assert connect_options(dsn) == {"ssl": False}
 
 
@@ -29,6 +30,7 @@ def test_a_loopback_address_without_an_sslmode_gets_no_tls(
         "postgresql://u:p@127.0.0.1/db?sslmode=require",
         "postgresql://u:p@localhost/db?sslmode=verify-full&sslrootcert=/ca.pem",
         "postgresql:///db?host=/var/run/postgresql",
+        "postgresql://u:p@127.0.0.1/db?service=tunnel",
     ],
 )
 def test_any_other_address_or_an_explicit_sslmode_keeps_asyncpgs_choice(
@@ -38,8 +40,11 @@ def test_any_other_address_or_an_explicit_sslmode_keeps_asyncpgs_choice(
     assert connect_options(dsn) == {}
 
 
-def test_pgsslmode_in_the_environment_is_obeyed_on_loopback_too(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("variable", ["PGSSLMODE", "PGSERVICE"])
+def test_pgsslmode_or_pgservice_in_the_environment_is_obeyed_on_loopback_too(
+    variable: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PGSSLMODE", "require")
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    monkeypatch.delenv("PGSERVICE", raising=False)
+    monkeypatch.setenv(variable, "require")
     assert connect_options("postgresql://u:p@127.0.0.1/db") == {}

@@ -25,11 +25,15 @@ def connect_options(dsn: str) -> dict[str, Any]:
     """Options for asyncpg beside the DSN: no TLS to a loopback address unless asked for.
 
     asyncpg's default (`sslmode=prefer`) negotiates TLS even to 127.0.0.1, where it
-    protects nothing and costs the worker about 5 % of its CPU. Any `sslmode` in the DSN
-    or in PGSSLMODE is obeyed as given.
+    protects nothing and costs the worker about 5 % of its CPU. An `sslmode` or a
+    `service` in the DSN, PGSSLMODE or PGSERVICE is obeyed as given (a tunnel to a
+    server that requires TLS says so there).
     """
     parts = urlsplit(dsn)
-    if "sslmode" in parse_qs(parts.query) or os.environ.get("PGSSLMODE"):
+    query = parse_qs(parts.query)
+    if "sslmode" in query or "service" in query:
+        return {}
+    if os.environ.get("PGSSLMODE") or os.environ.get("PGSERVICE"):
         return {}
     return {"ssl": False} if _is_loopback(parts.hostname) else {}
 
@@ -45,16 +49,15 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-async def _reset(conn: asyncpg.Connection) -> None:
-    """Before a connection goes back to the pool: only an abandoned transaction is undone.
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """What a connection gets before it goes back to the pool: nothing more.
 
-    asyncpg's default reset (unlock advisory locks, close cursors, UNLISTEN, RESET ALL)
-    is one more round trip per transaction, ~1 in 14 of the worker's statements. Pooled
-    connections keep no session state here: locks are transaction-scoped, and the relay's
-    session lock and LISTEN live on a connection of its own, outside the pool.
+    asyncpg rolls back a transaction left open by itself; its default reset on top
+    (unlock advisory locks, close cursors, UNLISTEN, RESET ALL) is one more round trip
+    per transaction, ~1 in 14 of the worker's statements. Pooled connections keep no
+    session state here: locks are transaction-scoped, and the relay's session lock and
+    LISTEN live on a connection of its own, outside the pool.
     """
-    if conn.is_in_transaction():
-        await conn.reset()
 
 
 async def create_pool(dsn: str, size: int, backoff: Backoff | None = None) -> asyncpg.Pool:
@@ -70,7 +73,7 @@ async def create_pool(dsn: str, size: int, backoff: Backoff | None = None) -> as
             min_size=1,
             max_size=size,
             server_settings={"application_name": "stockworker"},
-            reset=_reset,
+            reset=_keep_session,
             **connect_options(dsn),
         )
         assert pool is not None
