@@ -198,10 +198,13 @@ class KafkaPublisher:
             self._producer = await self._call(Producer, self._config)
 
     async def stop(self) -> None:
-        producer, self._producer = self._producer, None
+        # Handed over in a list the thread empties, so that the last reference, and with
+        # it librdkafka's destroy when close() was not possible, goes on that thread.
+        held = [self._producer] if self._producer is not None else []
+        self._producer = None
         try:
-            if producer is not None:
-                await self._call(_close, producer)
+            if held:
+                await self._call(_close, held)
         finally:
             self._thread.shutdown(wait=False)
 
@@ -324,12 +327,13 @@ def _drain(producer: Producer, done: Callable[[], bool]) -> None:
             producer.flush(min(remaining, _FLUSH_SLICE_SECONDS))
 
 
-def _close(producer: Producer) -> None:
+def _close(held: list[Producer]) -> None:
     """Nothing is outstanding after a publish returned; after a cancelled one, what is
     left is given up (its rows stay unpublished and go out again)."""
+    producer = held.pop()
     with contextlib.suppress(KafkaException):
         producer.purge(in_queue=True, in_flight=True)
     _drain(producer, lambda: len(producer) == 0)
     if len(producer) == 0:
         producer.close()  # flushes (nothing left), then destroys
-    # Otherwise it is destroyed when the last reference goes (close would wait forever).
+    # Otherwise it is destroyed here, as `producer` goes (close would wait forever).
