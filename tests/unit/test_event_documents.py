@@ -4,21 +4,30 @@ the model would give, whatever the command and the state."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from stockworker.contract.commands import AnyCommand, Command
 from stockworker.domain.decide import decide
+from stockworker.domain.decoding import InvalidCommand, decode_command
 from stockworker.domain.event_ids import EVENT_ID_NAMESPACE, EventIds, event_id
+from stockworker.domain.idempotency import command_fingerprint
 from stockworker.domain.outcome import Outcome
+from stockworker.domain.outcome_events import outcome_events
 from stockworker.domain.state import StockState
 from stockworker.service.batch_state import BatchState
+from stockworker.service.id_rejections import invalid_command_result, reused_id_result
+from stockworker.service.messages import result_message
+from stockworker.service.ports import StoredResult
+from stockworker.service.topics import Topics
 from tests.support.builders import command
-from tests.support.events import MODELS, event_models
+from tests.support.events import MODELS, as_model, event_models
 from tests.unit.test_domain_properties import commands, large_commands, setup
 
 _adapter: TypeAdapter[AnyCommand] = TypeAdapter(Command)
@@ -72,3 +81,32 @@ def test_a_day_at_one_position_yields_every_kind_of_event_each_its_models_json()
 def test_event_ids_are_uuid5_of_the_command_and_the_kind(command_id: uuid.UUID, kind: str) -> None:
     expected = uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{kind}")
     assert EventIds(command_id)(kind) == expected == event_id(command_id, kind)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"quantity": -3},
+        {"quantity": "5"},
+        {"sku": "bad\x00sku"},
+        {"occurred_at": "not a time"},
+        {"order_ref": "x" * 500, "quantity": 0},
+    ],
+)
+def test_the_rejection_of_an_invalid_command_is_its_models_json(
+    overrides: dict[str, Any],
+) -> None:
+    raw = json.dumps({**command("PickStock"), **overrides}).encode()
+    item = decode_command(raw)
+    assert isinstance(item, InvalidCommand)
+    rejection = as_model(invalid_command_result(item, raw))
+    assert rejection.reason_code == "INVALID_COMMAND" and rejection.field_errors
+
+
+def test_the_refusal_of_a_reused_command_id_is_its_models_json() -> None:
+    first = _adapter.validate_python(command("ReceivePOItem", quantity=3))
+    accepted, _ = outcome_events(first, decide(StockState(), first))
+    prior = StoredResult(first.command_id, result_message(accepted, Topics("t.")))
+    again = _adapter.validate_python({**command("PickStock"), "command_id": str(first.command_id)})
+    refusal = as_model(reused_id_result(again, prior, command_fingerprint(again)))
+    assert refusal.reason_code == "COMMAND_ID_REUSED"
