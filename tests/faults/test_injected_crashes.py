@@ -25,8 +25,8 @@ pytestmark = pytest.mark.faults
     [
         # The batch's transaction committed; its offsets did not: the batch is redelivered.
         ("after-db-commit:4", "crash after DB commit, before offset commit"),
-        # The broker has the events; the outbox rows are not marked: they go out again.
-        ("relay-after-publish:3", "crash after relay publish, before mark"),
+        # The broker has the events; the outbox rows are not deleted: they go out again.
+        ("relay-after-publish:3", "crash after relay publish, before delete"),
     ],
     ids=["after-db-commit", "relay-after-publish"],
 )
