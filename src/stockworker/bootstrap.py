@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Protocol
 
 import asyncpg
 
@@ -25,6 +26,7 @@ from stockworker.adapters.postgres.outbox import PostgresOutboxSession
 from stockworker.adapters.postgres.pool import create_pool
 from stockworker.adapters.postgres.retention import RetentionSweeper
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from stockworker.adapters.relay_process import RelayProcess
 from stockworker.config import ConfigurationError, Settings
 from stockworker.config.kafka import KafkaConnection
 from stockworker.domain.decide import Policy
@@ -78,19 +80,28 @@ def build_relay(settings: Settings) -> PostgresKafkaRelay:
     )
 
 
+class BackgroundPart(Protocol):
+    """A part of the worker that runs beside the consumer until stopped."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Runtime:
     """What a running worker holds between start-up and shutdown."""
 
     consumer: CommandConsumer
     expiry: ReservationExpiry
-    relay: OutboxRelay | None = None
+    # The outbox relay in this process, or its child process (adapters/relay_process.py).
+    relay: BackgroundPart | None = None
     retention: RetentionSweeper | None = None
     pool: asyncpg.Pool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     def start_background(self) -> None:
-        """The outbox relay (unless it runs as its own process), expiry and retention."""
+        """The outbox relay (here, or its child process), expiry and retention."""
         parts = (
             ("outbox-relay", self.relay),
             ("reservation-expiry", self.expiry),
@@ -101,7 +112,7 @@ class Runtime:
                 self._tasks.append(asyncio.create_task(part.run(), name=name))
 
     async def close(self) -> None:
-        """Stop expiry, then the relay (it flushes what is committed); close the pool."""
+        """Stop expiry and the relay (it flushes what is committed); close the pool."""
         for part in (self.expiry, self.retention, self.relay):
             if part is not None:
                 part.stop()
@@ -202,5 +213,11 @@ async def build_runtime(
         outbox_seconds=settings.outbox_retention_hours * 3600,
         interval_seconds=settings.retention_interval_seconds,
     )
-    relay = build_relay(settings) if settings.run_relay else None
+    relay: BackgroundPart | None = None
+    if settings.run_relay:
+        relay = (
+            build_relay(settings)
+            if settings.relay_inline
+            else RelayProcess(backoff(settings), settings.shutdown_grace_seconds)
+        )
     return Runtime(consumer, expiry, relay, retention, pool)

@@ -84,6 +84,8 @@ class Settings:
     # several transactions (PostgreSQL's lock table is shared and fixed in size).
     max_locks_per_transaction: int = 2_000
     run_relay: bool = True
+    # The worker's relay inside its own process (else a child process, the default).
+    relay_inline: bool = False
     relay_batch_size: int = 2000
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 10.0
