@@ -2,16 +2,20 @@
 
     .venv/bin/python bench/bench.py --commands 50000            # flood: throughput
     .venv/bin/python bench/bench.py --commands 20000 --rate 2000  # paced: latency
+    .venv/bin/python bench/bench.py --commands 60000 --ceiling    # and the machine's ceiling
 
 Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS (scripts/services.sh env), a fresh database
 and fresh topics per run. Prints commands/s from the first command published to the last
-result observed, command-to-result latency percentiles, and the workers' peak memory.
+result observed, command-to-result latency percentiles, peak memory, the CPU per
+command of every process (worker, relay, PostgreSQL, Kafka, the bench's clients) and,
+with --ceiling, what the database path and Kafka do alone (bench/ceiling.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -36,6 +40,8 @@ from stockworker.service.topics import Topics
 # that the test helpers (creating and dropping a database) are imported from.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.databases import create_database, drop_database
+
+from bench.ceiling import database_path, kafka_alone
 
 
 def make_commands(n: int, skus: int, seed: int, sku_prefix: str = "BENCH") -> list[dict[str, Any]]:
@@ -110,6 +116,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started (a worker's relay runs as its child by default)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def children_cpu(pid: int) -> float:
+    total = 0.0
+    for child in children_of(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(child)
+    return total
+
+
 def cpu_of_command(name: str) -> float:
     """CPU seconds used so far by every process of that name (PostgreSQL's backends and
     background processes are all `postgres`; Kafka's broker is `java`)."""
@@ -135,6 +161,11 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
+    ceilings: list[str] = []
+    if args.ceiling:
+        ceiling_mix = make_commands(args.commands // 2, args.skus, args.seed + 2, "CEILING")
+        ceilings.append(await database_path(settings, ceiling_mix, args.batch_size, cpu_of_command))
+        ceilings.append(await kafka_alone(settings, args.commands * 2, cpu_of_command))
     topics = Topics(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await ensure_topics(settings.kafka_bootstrap_servers, topics, partitions=args.partitions)
     database_name = f"stockworker_bench_{uuid.uuid4().hex[:8]}"
@@ -198,6 +229,7 @@ async def run(args: argparse.Namespace) -> None:
             await producer.flush()
 
         cpu_before = [cpu_seconds(w.pid) for w in workers]
+        children_before = [children_cpu(w.pid) for w in workers]
         services_before = services_cpu()
         bench_before = time.process_time()
         first = time.perf_counter()
@@ -219,6 +251,10 @@ async def run(args: argparse.Namespace) -> None:
         elapsed = last - first
         memory = [peak_rss_mib(w.pid) for w in workers]
         cpu = [cpu_seconds(w.pid) - b for w, b in zip(workers, cpu_before, strict=True)]
+        children = [children_cpu(w.pid) - b for w, b in zip(workers, children_before, strict=True)]
+        children_rss = [
+            max((peak_rss_mib(c) for c in children_of(w.pid)), default=0.0) for w in workers
+        ]
         others = {k: v - services_before[k] for k, v in services_cpu().items()}
         others["bench (producer, consumer)"] = time.process_time() - bench_before
     finally:
@@ -243,11 +279,15 @@ async def run(args: argparse.Namespace) -> None:
         f"p99 {percentile(ms, 0.99):.1f}  max {ms[-1]:.1f}"
     )
     peaks = ", ".join(f"{role} {mib:.0f} MiB" for role, mib in zip(roles, memory, strict=True))
+    peaks += "".join(f", its relay {mib:.0f} MiB" for mib in children_rss if mib)
     print(f"peak RSS:        {peaks}")
     # Everything the worker processes did meanwhile (relay, expiry and retention included).
     per_command = ", ".join(
         f"{role} {seconds / max(seen, 1) * 1e6:.0f} µs"
         for role, seconds in zip(roles, cpu, strict=True)
+    )
+    per_command += "".join(
+        f", its relay {seconds / max(seen, 1) * 1e6:.0f} µs" for seconds in children if seconds
     )
     print(f"CPU per command: {per_command}")
     # The rest of the machine's work for the same commands (on a machine of its own,
@@ -257,8 +297,10 @@ async def run(args: argparse.Namespace) -> None:
         "  elsewhere:     "
         + ", ".join(f"{k} {v / max(seen, 1) * 1e6:.0f} µs" for k, v in others.items())
     )
-    busy = (sum(cpu) + sum(others.values())) / elapsed / (os.cpu_count() or 1)
+    busy = (sum(cpu) + sum(children) + sum(others.values())) / elapsed / (os.cpu_count() or 1)
     print(f"  machine:       {busy:.0%} of {os.cpu_count()} cores busy on average")
+    for line in ceilings:
+        print(f"ceiling:         {line}")
     if seen < len(commands):
         print(f"INCOMPLETE: {len(commands) - seen} results missing (logs in {logs})")
         raise SystemExit(1)
@@ -282,6 +324,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--relay-process", action="store_true", help="run the outbox relay as its own process"
+    )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="first measure the database path and Kafka alone (bench/ceiling.py)",
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     asyncio.run(run(parser.parse_args()))
