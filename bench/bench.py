@@ -162,9 +162,13 @@ def percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     ceilings: list[str] = []
+    database_rate = 0.0
     if args.ceiling:
         ceiling_mix = make_commands(args.commands // 2, args.skus, args.seed + 2, "CEILING")
-        ceilings.append(await database_path(settings, ceiling_mix, args.batch_size, cpu_of_command))
+        line, database_rate = await database_path(
+            settings, ceiling_mix, args.batch_size, cpu_of_command
+        )
+        ceilings.append(line)
         ceilings.append(await kafka_alone(settings, args.commands * 2, cpu_of_command))
     topics = Topics(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     await ensure_topics(settings.kafka_bootstrap_servers, topics, partitions=args.partitions)
@@ -301,6 +305,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"  machine:       {busy:.0%} of {os.cpu_count()} cores busy on average")
     for line in ceilings:
         print(f"ceiling:         {line}")
+    if database_rate:
+        print(f"end to end:      {seen / elapsed / database_rate:.0%} of the database path alone")
     if seen < len(commands):
         print(f"INCOMPLETE: {len(commands) - seen} results missing (logs in {logs})")
         raise SystemExit(1)

@@ -41,7 +41,8 @@ async def database_path(
     commands: list[dict[str, Any]],
     batch_size: int,
     cpu_of: Callable[[str], float],
-) -> str:
+) -> tuple[str, float]:
+    """A line saying what the database path alone does, and its commands/s."""
     name = f"stockworker_ceiling_{uuid.uuid4().hex[:8]}"
     url = await create_database(settings.database_url, name)
     try:
@@ -66,11 +67,12 @@ async def database_path(
     finally:
         await drop_database(settings.database_url, name)
     cores = os.cpu_count() or 1
+    rate = n / elapsed
     return (
-        f"database path alone (service + PostgreSQL, no Kafka): {n / elapsed:,.0f} commands/s; "
+        f"database path alone (service + PostgreSQL, no Kafka): {rate:,.0f} commands/s; "
         f"PostgreSQL {database * 1e6:.0f} µs/command (alone it would allow "
         f"{cores / database:,.0f}/s on {cores} cores), service {own * 1e6:.0f} µs"
-    )
+    ), rate
 
 
 async def kafka_alone(settings: Settings, messages: int, cpu_of: Callable[[str], float]) -> str:
