@@ -11,19 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import to_json
 
 from stockworker.contract.commands import AnyCommand
 from stockworker.contract.events import EVENT_TYPES
 from stockworker.domain.outcome import Decision
 from stockworker.domain.outcome_events import EventDoc, outcome_events
+from stockworker.service.messages import event_json
 
 MODELS: dict[str, type[BaseModel]] = {m.model_fields["type"].default: m for m in EVENT_TYPES}
 
 
 def as_model(document: EventDoc) -> Any:
     model = MODELS[document["type"]].model_validate(document, strict=False)
-    published = to_json(document)
+    published = event_json(document)
     assert published == model.model_dump_json().encode(), (published, model)
     assert MODELS[document["type"]].model_validate_json(published) == model
     return model

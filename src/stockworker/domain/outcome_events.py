@@ -4,10 +4,10 @@ everything it changed, each with an id derived from the command (`event_ids.py`)
 Events are built as documents: plain dicts with the fields of their model in
 `contract/events.py`, in the model's order, holding the values pydantic would hold
 (UUID, datetime, Decimal, int, str, None). Building pydantic models here cost the worker
-about a tenth of its CPU (`model_construct` of nested models, ~18 µs a StockChanged);
-`pydantic_core.to_json` of a document gives the same bytes as the model's
-`model_dump_json`, which tests/unit/test_event_documents.py holds, along with every
-document validating against its model.
+about a tenth of its CPU (`model_construct` of nested models, ~18 µs a StockChanged).
+`service/messages.event_json` writes a document as the same bytes as the model's
+`model_dump_json`, which tests/support/events.py holds for every document the tests
+see, along with every document validating against its model.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic_core import to_json
+from decimal import Decimal
+
+import orjson
 
 from stockworker.domain.outcome_events import EventDoc
 from stockworker.service.ports import OutboxMessage
@@ -24,12 +26,25 @@ def result_message(result: EventDoc, topics: Topics) -> OutboxMessage:
     return _message(result, topics.results, str(result["command_id"]))
 
 
+def event_json(event: EventDoc) -> bytes:
+    """The published bytes of an event document: exactly what its pydantic model's
+    `model_dump_json` gives (tests/support/events.py holds every document the tests see
+    to it), at about half the cost of pydantic-core's `to_json`. Decimals are written as
+    strings, as pydantic does; UTC times end in Z."""
+    return orjson.dumps(event, default=_decimal, option=orjson.OPT_UTC_Z)
+
+
+def _decimal(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not part of an event document")
+
+
 def _message(event: EventDoc, topic: str, key: str) -> OutboxMessage:
-    # pydantic's own serialiser: the same bytes as the event's model would give.
     return OutboxMessage(
         event_id=event["event_id"],
         topic=topic,
         key=key.encode(),
-        value=to_json(event),
+        value=event_json(event),
         headers=(("type", event["type"].encode()),),
     )
