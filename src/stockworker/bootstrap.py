@@ -218,6 +218,6 @@ async def build_runtime(
         relay = (
             build_relay(settings)
             if settings.relay_inline
-            else RelayProcess(backoff(settings), settings.shutdown_grace_seconds)
+            else RelayProcess(settings.shutdown_grace_seconds)
         )
     return Runtime(consumer, expiry, relay, retention, pool)

@@ -1,5 +1,5 @@
-"""The worker's relay as its child process (the default): started with the worker, started
-again when it dies, gone with the worker however the worker ends."""
+"""The worker's relay as its child process (the default): started with the worker, and the
+two end together however either ends."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
-async def test_the_relay_runs_apart_is_restarted_and_dies_with_a_killed_worker(
+async def test_the_relay_runs_apart_and_lives_and_dies_with_its_worker(
     services: Services, topics: Topics, worker: WorkerProcess, events: EventCollector
 ) -> None:
     assert worker.process is not None
@@ -53,9 +53,14 @@ async def test_the_relay_runs_apart_is_restarted_and_dies_with_a_killed_worker(
     await events.until(has_results(first))
     [relay] = relays_of(worker.process.pid)
 
-    # The relay dies: the worker starts another, and events flow again.
+    # The relay dies: the worker stops too (non-zero, for its supervisor), cleanly.
     os.kill(relay, signal.SIGKILL)
-    assert wait_for(lambda: relays_of(worker.process.pid) not in ([], [relay]), 30)
+    assert wait_for(lambda: not worker.alive(), 30)
+    assert worker.process.returncode == 1
+    assert "the outbox relay process exited with -9: the worker stops too" in worker.logs()
+
+    # Started again (as a supervisor would), both run, and events flow again.
+    worker.start()
     second = command("ReceivePOItem", quantity=4, po_line=2)
     await send(services, topics, second)
     await events.until(has_results(second))

@@ -1,11 +1,13 @@
 """The worker's outbox relay in a process of its own (the default).
 
 The worker starts `stockworker relay` as its child, with its own environment (so the
-same settings), and keeps it running: a child that exits is started again after a
-backoff. On shutdown the child gets SIGTERM once the worker's last batch is committed,
-so it publishes what is committed and exits; past the shutdown grace it is killed.
-The kernel kills the child if the worker dies first (PR_SET_PDEATHSIG), so a killed
-worker never leaves a relay behind.
+same settings). The two live and die together: on shutdown the child gets SIGTERM once
+the worker's last batch is committed, so it publishes what is committed and exits (past
+the shutdown grace it is killed); a child that exits by itself (it retries every
+transient failure, so this is a crash or a configuration it cannot run with) stops the
+worker too, with the child's exit code, for the supervisor to restart both; and the
+kernel ends the child if the worker dies first (PR_SET_PDEATHSIG), so a killed worker
+never leaves a relay behind.
 
 Why a process: the relay costs ~25-30 µs of CPU per command, and in the worker's event
 loop its rounds also hold up batches; apart, it runs on another core (see
@@ -19,8 +21,9 @@ import ctypes
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
-from stockworker.service.loops import Backoff, Stop
+from stockworker.service.loops import Stop
 
 log = logging.getLogger(__name__)
 
@@ -34,44 +37,38 @@ def _die_with_parent() -> None:
 
 
 class RelayProcess:
-    def __init__(self, backoff: Backoff, grace_seconds: float) -> None:
-        self._backoff = backoff
+    def __init__(self, grace_seconds: float) -> None:
         self._grace = grace_seconds
         self._stop = Stop()
-        self.starts = 0
+        self._on_exit: Callable[[int], None] = lambda code: None
+
+    def on_unexpected_exit(self, callback: Callable[[int], None]) -> None:
+        """Who stops the worker when the relay exits by itself (given its exit code)."""
+        self._on_exit = callback
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        pauses = self._backoff.pauses()
-        while not self._stop.is_set():
-            code = await self._run_child()
-            if self._stop.is_set():
-                return
-            pause = next(pauses)
-            log.error(
-                "the outbox relay process exited with %s; starting it again in %.1f s",
-                code,
-                pause,
-            )
-            await self._stop.wait(pause)
-
-    async def _run_child(self) -> int:
-        # S603: the command is this interpreter and a fixed argument list.
+        if self._stop.is_set():
+            return
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "stockworker", "relay", preexec_fn=_die_with_parent
         )
-        self.starts += 1
         exited = asyncio.ensure_future(process.wait())
         while not exited.done():
             if await self._stop.wait(0.5):
                 break
-        if not exited.done():
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.shield(exited), self._grace)
-            except TimeoutError:
-                log.error("the outbox relay did not stop within %.0f s: killed", self._grace)
-                process.kill()
-        return await exited
+        if exited.done():
+            code = exited.result()
+            if not self._stop.is_set():
+                log.error("the outbox relay process exited with %s: the worker stops too", code)
+                self._on_exit(code)
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), self._grace)
+        except TimeoutError:
+            log.error("the outbox relay did not stop within %.0f s: killed", self._grace)
+            process.kill()
+            await exited

@@ -46,10 +46,11 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
     from stockworker.entrypoints.runner import run_service
-    from stockworker.entrypoints.worker import create_app
+    from stockworker.entrypoints.worker import WorkerExit, create_app
 
-    run_service(create_app(settings).run())
-    return 0
+    ending = WorkerExit()
+    run_service(create_app(settings, ending).run())
+    return ending.code
 
 
 def _relay(settings: Settings, _args: argparse.Namespace) -> int:

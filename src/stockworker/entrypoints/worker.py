@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -18,6 +19,7 @@ from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
 from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
+from stockworker.adapters.relay_process import RelayProcess
 from stockworker.bootstrap import Runtime, build_runtime
 from stockworker.config import Settings
 from stockworker.entrypoints.runner import settle_heap
@@ -88,16 +90,31 @@ def _subscribe(broker: GuardedKafkaBroker, settings: Settings, state: dict[str, 
         await state["runtime"].consumer.handle(message.raw_message, subscriber.consumer)
 
 
-def create_app(settings: Settings) -> FastStream:
+@dataclass
+class WorkerExit:
+    """The worker's exit code: 0, or its relay process's when that ended it."""
+
+    code: int = 0
+
+
+def create_app(settings: Settings, ending: WorkerExit | None = None) -> FastStream:
     broker = _broker(settings)
     state: dict[str, Runtime] = {}
     _subscribe(broker, settings, state)
     app = FastStream(broker, logger=log)
+    outcome = ending or WorkerExit()
+
+    def relay_exited(code: int) -> None:
+        # A shutdown like SIGTERM's: the batch in hand finishes and commits first.
+        outcome.code = code if code > 0 else 1
+        app.exit()
 
     @app.on_startup
     async def start() -> None:
         runtime = await build_runtime(settings)
         state["runtime"] = runtime
+        if isinstance(runtime.relay, RelayProcess):
+            runtime.relay.on_unexpected_exit(relay_exited)
         settle_heap()
         runtime.start_background()
         commands = Topics(settings.topic_prefix).commands
