@@ -5,14 +5,13 @@ Measured just before the end-to-end run, on the same services:
   PostgreSQL unit of work, in this process, batch by batch, no Kafka. It reports the
   rate, PostgreSQL's CPU per command, and what that CPU alone would allow on all cores;
 - Kafka alone: messages the size of the worker's (a command ~300 bytes, an event ~600)
-  produced with librdkafka and read back with aiokafka, reporting the broker's CPU per
-  message; a command moves about five messages through the broker (the command in, its
-  result and events out, and both read by a consumer).
+  produced and read back with aiokafka (as the relay and the worker do), reporting the
+  broker's CPU per message; a command moves about five messages through the broker
+  (the command in, its result and events out, and both read by a consumer).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -20,8 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from confluent_kafka import Producer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support.databases import create_database, drop_database
 
 from stockworker.adapters.kafka.admin import ensure_topics
@@ -79,25 +77,21 @@ async def kafka_alone(settings: Settings, messages: int, cpu_of: Callable[[str],
     topics = Topics(prefix=f"ceiling-{uuid.uuid4().hex[:8]}.")
     await ensure_topics(settings.kafka_bootstrap_servers, topics, partitions=6)
     payload = b"x" * 500
-    producer = Producer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "enable.idempotence": True,
-            "linger.ms": 1,
-            "partitioner": "murmur2_random",
-        }
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=512 * 1024,
     )
+    await producer.start()
     broker_before, own_before = cpu_of("java"), time.process_time()
     started = time.perf_counter()
-    for i in range(messages):
-        while True:
-            try:
-                producer.produce(topics.changed, payload, f"SKU-{i % 500}".encode())
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-    await asyncio.to_thread(producer.flush, 60)
+    try:
+        for i in range(messages):
+            await producer.send(topics.changed, payload, key=f"SKU-{i % 500}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
     consumer = AIOKafkaConsumer(
         topics.changed,
         bootstrap_servers=settings.kafka_bootstrap_servers,

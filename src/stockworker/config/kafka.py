@@ -1,8 +1,8 @@
 """How to reach Kafka: bootstrap servers plus optional TLS and SASL, for every client.
 
-Part of the configuration: one description feeds FastStream's broker (a `security`
-object), the plain aiokafka clients (consumer, admin, the demo's producer) and the
-relay's librdkafka producer (a configuration dict), so they can never disagree.
+Part of the configuration: one description feeds both FastStream's broker (a
+`security` object) and the plain aiokafka clients (consumer, producer, admin), so they
+can never disagree.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class KafkaConnection:
 
     def security(self) -> BaseSecurity | None:
         """FastStream's description, for KafkaBroker(security=...)."""
-        use_ssl = self.uses_tls
+        use_ssl = self.security_protocol in ("SSL", "SASL_SSL")
         context = self._ssl_context() if use_ssl else None
         if self.security_protocol.startswith("SASL"):
             sasl = _SASL[self.sasl_mechanism]
@@ -65,45 +65,8 @@ class KafkaConnection:
         return None
 
     def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for the aiokafka clients (consumer, admin client, producer)."""
+        """Keyword arguments for AIOKafkaProducer / AIOKafkaAdminClient."""
         return {"bootstrap_servers": self.bootstrap_servers, **parse_security(self.security())}
-
-    def librdkafka_config(self) -> dict[str, str]:
-        """The same connection as librdkafka configuration properties (confluent-kafka).
-
-        No CA file means the system's CA bundle, as for the other clients: `probe` makes
-        librdkafka look for it in the usual places whichever OpenSSL it was built with
-        (the wheels link their own, statically). A client certificate without a key file
-        carries its key, as Python's `load_cert_chain` accepts. TLS verifies the broker's
-        host name (librdkafka's default, set explicitly). Reads no file: `check_tls_files`
-        does.
-        """
-        config = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": self.security_protocol.lower(),
-        }
-        if self.security_protocol.startswith("SASL"):
-            config["sasl.mechanisms"] = self.sasl_mechanism
-            config["sasl.username"] = self.sasl_username
-            config["sasl.password"] = self.sasl_password
-        if self.uses_tls:
-            config["ssl.ca.location"] = self.ssl_cafile or "probe"
-            config["ssl.endpoint.identification.algorithm"] = "https"
-            if self.ssl_certfile:
-                config["ssl.certificate.location"] = self.ssl_certfile
-                config["ssl.key.location"] = self.ssl_keyfile or self.ssl_certfile
-        return config
-
-    @property
-    def uses_tls(self) -> bool:
-        return self.security_protocol in ("SSL", "SASL_SSL")
-
-    def check_tls_files(self) -> None:
-        """Load the CA bundle and client certificate, if TLS is used: a missing or broken
-        file raises here (FileNotFoundError, PermissionError, ssl.SSLError) as it does
-        for the aiokafka clients, rather than as a KafkaException from librdkafka."""
-        if self.uses_tls:
-            self._ssl_context()
 
 
 def as_connection(kafka: KafkaConnection | str) -> KafkaConnection:

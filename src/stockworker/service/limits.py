@@ -2,7 +2,7 @@
 
 `STOCKWORKER_MAX_MESSAGE_BYTES` (M) bounds the value of a command the worker parses.
 Everything the worker publishes must fit under `record_limit(M)`: it is the relay
-producer's `message.max.bytes` and the `max.message.bytes` that `stockworker topics`
+producer's `max_request_size` and the `max.message.bytes` that `stockworker topics`
 gives the dead-letter topic. Dead letters, the only messages that carry foreign bytes,
 are built to fit under `dead_letter_budget(M)`, a little less, measured as the whole
 record (key, value, header keys and values, and Kafka's framing).
@@ -61,7 +61,7 @@ def header_size(key: str, value: bytes | None) -> int:
 
 def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
     """An upper bound of the size of a one-record batch holding this record, uncompressed:
-    what the producer checks against message.max.bytes and the broker against
+    what the producer checks against max_request_size and the broker against
     max.message.bytes."""
     return (
         BATCH_HEADER_BYTES

@@ -6,9 +6,9 @@ same rows with the same event ids: at least once, never lost.
 
 One row the broker will never take (too large, an invalid topic) must not hold back
 the rows behind it. When a batch fails, the rows the broker acknowledged are deleted,
-the publisher is replaced (a refused batch ends it, so nothing behind it overtakes it)
-and the failed rows are sent again one at a time, in id order: one that fails alone
-with such an error is *parked* (set aside with the reason, logged, listed by
+the publisher is replaced (a refused batch leaves a gap in its partition's sequence
+numbers) and the failed rows are sent again one at a time, in id order: one that fails
+alone with such an error is *parked* (set aside with the reason, logged, listed by
 `stockworker outbox parked`); any other error stops the round and the relay retries
 from the oldest unpublished row. Rows the publisher was never given (it refused
 an earlier one) go out in the next round.
@@ -16,7 +16,7 @@ an earlier one) go out in the next round.
 Per-SKU order: a row acknowledged in a batch never overtakes an older row of its
 partition that failed. The publisher refuses a row before any later one is handed to
 it, and when the broker refuses a batch, every later batch of that partition from the
-same producer fails with it (librdkafka's gap-less guarantee). Failed rows are then sent in id
+same idempotent producer fails on the sequence gap. Failed rows are then sent in id
 order, each awaited before the next. Only a parked row is left behind.
 """
 
