@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stockworker.adapters.kafka.admin import ensure_topics
@@ -337,7 +338,8 @@ def main() -> None:
         help="first measure the database path and Kafka alone (bench/ceiling.py)",
     )
     parser.add_argument("--timeout", type=float, default=300.0)
-    asyncio.run(run(parser.parse_args()))
+    # On uvloop, as the worker and relay run (entrypoints/runner.py).
+    uvloop.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":
