@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -25,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,45 +112,49 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+@dataclass(frozen=True)
+class ProcessStat:
+    """One process as /proc/PID/stat shows it: its command name, parent and CPU so far."""
+
+    pid: int
+    name: str
+    parent: int
+    cpu_seconds: float
+
+
+def processes() -> list[ProcessStat]:
+    """Every process running now (Linux /proc); those that end meanwhile are left out."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        found.append(ProcessStat(int(stat.parent.name), name, int(fields[1]), cpu))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process has used so far."""
+    return sum(p.cpu_seconds for p in processes() if p.pid == pid)
 
 
 def children_of(pid: int) -> list[int]:
     """The processes `pid` started (a worker's relay runs as its child by default)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError):
-            continue
-    return found
+    return [p.pid for p in processes() if p.parent == pid]
 
 
 def children_cpu(pid: int) -> float:
-    total = 0.0
-    for child in children_of(pid):
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(child)
-    return total
+    return sum(p.cpu_seconds for p in processes() if p.parent == pid)
 
 
 def cpu_of_command(name: str) -> float:
     """CPU seconds used so far by every process of that name (PostgreSQL's backends and
     background processes are all `postgres`; Kafka's broker is `java`)."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # ended meanwhile
-            continue
-        if text[text.index("(") + 1 : text.rindex(")")] == name:
-            fields = text.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return sum(p.cpu_seconds for p in processes() if p.name == name)
 
 
 def services_cpu() -> dict[str, float]:

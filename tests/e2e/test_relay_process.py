@@ -44,14 +44,23 @@ def gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
+async def relay_after_one_command(
+    services: Services, topics: Topics, worker: WorkerProcess, events: EventCollector
+) -> int:
+    """Once a command's result is out: the pid of the worker's one relay child."""
+    assert worker.process is not None
+    receive = command("ReceivePOItem", quantity=3)
+    await send(services, topics, receive)
+    await events.until(has_results(receive))
+    [relay] = relays_of(worker.process.pid)
+    return relay
+
+
 async def test_the_relay_runs_apart_and_lives_and_dies_with_its_worker(
     services: Services, topics: Topics, worker: WorkerProcess, events: EventCollector
 ) -> None:
+    relay = await relay_after_one_command(services, topics, worker, events)
     assert worker.process is not None
-    first = command("ReceivePOItem", quantity=3)
-    await send(services, topics, first)
-    await events.until(has_results(first))
-    [relay] = relays_of(worker.process.pid)
 
     # The relay dies: the worker stops too (non-zero, for its supervisor), cleanly.
     os.kill(relay, signal.SIGKILL)
@@ -74,11 +83,7 @@ async def test_the_relay_runs_apart_and_lives_and_dies_with_its_worker(
 async def test_sigterm_stops_the_worker_and_its_relay_cleanly(
     services: Services, topics: Topics, worker: WorkerProcess, events: EventCollector
 ) -> None:
-    assert worker.process is not None
-    receive = command("ReceivePOItem", quantity=3)
-    await send(services, topics, receive)
-    await events.until(has_results(receive))
-    [relay] = relays_of(worker.process.pid)
+    relay = await relay_after_one_command(services, topics, worker, events)
     started = time.monotonic()
     assert worker.stop() == 0
     assert gone(relay)

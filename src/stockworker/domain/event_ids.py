@@ -24,7 +24,3 @@ class EventIds:
 
     def __call__(self, kind: str) -> UUID:
         return UUID(bytes=sha1(self._prefix + kind.encode()).digest()[:16], version=5)
-
-
-def event_id(command_id: UUID, kind: str) -> UUID:
-    return EventIds(command_id)(kind)
