@@ -138,10 +138,20 @@ log.retention.hours=24
 PROPS
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local cluster_id
-    cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # Like Kafka's own Uuid.randomUuid(): never an id starting with "-", which the
+    # storage tool's argument parser would read as an option (1 run in 64 failed so).
+    cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not cid.startswith("-"):
+        print(cid)
+        break
+')"
     log "formatting Kafka storage (cluster $cluster_id)"
     java -cp "$KAFKA_DIR/libs/*" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/format.log" 2>&1
+      -t "$cluster_id" -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/format.log" 2>&1 ||
+      { cat "$KAFKA_DIR/format.log" >&2; return 1; }
   fi
   log "starting Kafka on 127.0.0.1:$KAFKA_PORT"
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
