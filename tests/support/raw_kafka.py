@@ -3,6 +3,7 @@ produced with a raw ProduceRequest, so a header key can be any bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from collections.abc import Sequence
@@ -15,6 +16,8 @@ from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.util import calc_crc32c, encode_varint
 
 GZIP = 1
+_UNKNOWN_TOPIC_OR_PARTITION = 3
+_NOT_LEADER = 6
 CONTROL = 0x20
 
 
@@ -61,15 +64,25 @@ def encode_batch(
 
 
 async def produce_raw(bootstrap: str, topic: str, partition: int, records: Sequence[Raw]) -> None:
-    """Append `records` to one partition as a single batch, bypassing every client check."""
+    """Append `records` to one partition as a single batch, bypassing every client check.
+    A topic just created may have no leader yet: that is retried for a few seconds."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap)
     await client.bootstrap()
     try:
-        await client.force_metadata_update()
-        leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
         request = ProduceRequest(None, -1, 30_000, [(topic, [(partition, encode_batch(records))])])
-        response = await client.send(leader, request)
-        errors = [p[1] for _, partitions in response.topics for p in partitions]
-        assert errors == [0], f"produce refused: {response}"
+        for attempt in range(50):
+            await client.force_metadata_update()
+            leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
+            if leader is None or leader < 0:
+                await asyncio.sleep(0.2)
+                continue
+            response = await client.send(leader, request)
+            errors = [p[1] for _, partitions in response.topics for p in partitions]
+            if errors in ([_UNKNOWN_TOPIC_OR_PARTITION], [_NOT_LEADER]) and attempt < 49:
+                await asyncio.sleep(0.2)
+                continue
+            assert errors == [0], f"produce refused: {response}"
+            return
+        raise AssertionError(f"no leader for {topic}/{partition}")
     finally:
         await client.close()

@@ -154,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "schemas":
             p.add_argument("--out", default="schemas")
             p.add_argument("--check", action="store_true", help="fail if files differ")
+    from stockworker.entrypoints.ops import REGISTRARS
+
+    for register in REGISTRARS:
+        register(sub)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -164,11 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    handler, _ = COMMANDS[args.command]
+    from stockworker.entrypoints.ops.common import OperatorError
+
+    handler = getattr(args, "handler", None) or COMMANDS[args.command][0]
     try:
-        return handler(settings, args)
+        return int(handler(settings, args))
     except ConfigurationError as exc:
         return _misconfigured(exc)
+    except OperatorError as exc:
+        print(f"stockworker {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def _misconfigured(exc: ConfigurationError) -> int:

@@ -139,6 +139,12 @@ DELETE_OLD_INBOX = _sql("delete_old_inbox")
 DELETE_OLD_OUTBOX = _sql("delete_old_outbox")
 TRY_RETENTION_LEADERSHIP = _sql("try_retention_leadership")
 
+# Operators: the audit trail, dead letters dealt with.
+RECORD_OPERATION = _sql("record_operation")
+RECENT_OPERATIONS = _sql("recent_operations")
+DEAD_LETTER_RESOLUTIONS = _sql("dead_letter_resolutions")
+RESOLVE_DEAD_LETTER = _sql("resolve_dead_letter")
+
 # Migrations.
 CREATE_MIGRATIONS_TABLE = _sql("create_migrations_table")
 APPLIED_MIGRATIONS = _sql("applied_migrations")

@@ -110,9 +110,41 @@ SELECT ARRAY[
     format('GRANT USAGE ON SCHEMA public TO %I', $1::text),
     format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', $1::text),
     format('REVOKE UPDATE, DELETE, TRUNCATE ON stock_ledger FROM %I', $1::text),
+    format('REVOKE UPDATE, DELETE, TRUNCATE ON ops_audit FROM %I', $1::text),
     format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', $1::text)
 ]
 
 -- migration_lock --
 -- Serialises concurrent `migrate` runs.
 SELECT pg_advisory_xact_lock(7372019)
+
+-- record_operation --
+-- One operator action, written when it ends (a dry run too).
+INSERT INTO ops_audit (operator, operation, arguments, plan_fingerprint, executed, counts,
+                       result, started_at)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6::jsonb, $7, $8)
+RETURNING id
+
+-- recent_operations --
+SELECT id, operator, operation, arguments, plan_fingerprint, executed, counts, result,
+       started_at, finished_at
+FROM ops_audit
+ORDER BY id DESC
+LIMIT $1
+
+-- dead_letter_resolutions --
+-- The resolutions of these dead letters (one topic, arrays of partition and offset).
+SELECT r.dlq_partition, r.dlq_offset, r.resolution, r.command_id, r.audit_id, r.resolved_at
+FROM dead_letter_resolution r
+JOIN unnest($2::integer[], $3::bigint[]) AS k (dlq_partition, dlq_offset)
+  ON r.dlq_partition = k.dlq_partition AND r.dlq_offset = k.dlq_offset
+WHERE r.dlq_topic = $1
+
+-- resolve_dead_letter --
+-- Records (or, when forced, re-records) how a dead letter was dealt with.
+INSERT INTO dead_letter_resolution (dlq_topic, dlq_partition, dlq_offset, resolution,
+                                    command_id, audit_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO UPDATE SET
+    resolution = EXCLUDED.resolution, command_id = EXCLUDED.command_id,
+    audit_id = EXCLUDED.audit_id, resolved_at = now()
