@@ -104,6 +104,32 @@ async def test_a_poison_record_is_handed_out_raw_and_no_record_is_skipped(
         assert value == b"v"
 
 
+@pytest.mark.parametrize("max_records", [None, 2])
+async def test_records_after_a_poison_record_in_its_own_batch_are_handed_out(
+    services: Services, topics: Topics, max_records: int | None
+) -> None:
+    """A producer that writes a bad header key batches it with good records: aiokafka
+    then cannot decode the batch from any offset in it, so the raw reader must hand out
+    the good records after the poison one too (it used to wait for ever)."""
+    batch = [
+        Raw(b"k", b"a"),
+        POISON,
+        Raw(b"k", b"b"),
+        Raw(b"k", b"c"),
+        POISON,
+        Raw(b"k", b"d"),
+    ]
+    await produce_raw(services.kafka_bootstrap_servers, topics.commands, 3, batch)
+    consumer = await started_consumer(services, topics.commands)
+    try:
+        got = await drain(consumer, len(batch), max_records)
+    finally:
+        await consumer.stop()
+    assert [(r.partition, r.offset, r.value) for r in got] == [
+        (3, offset, raw.value) for offset, raw in enumerate(batch)
+    ]
+
+
 async def test_a_partition_moved_behind_the_consumers_back_is_read_again(
     services: Services, topics: Topics
 ) -> None:

@@ -2,7 +2,8 @@
 
 Used by `GuardedConsumer` only, after aiokafka raised on such a record: it fetches what
 aiokafka's own fetch covered and returns, per partition, the records up to and
-including the first one whose header key is not UTF-8.
+including the first one whose header key is not UTF-8 (all it read when there is
+none: the unreadable one was earlier in the same batch).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ async def read_up_to_unreadable(
     partition_bytes: int,
     max_records: int | None,
 ) -> dict[TopicPartition, list[RawRecord]]:
-    """For each partition holding an unreadable record from its position on (within
-    `partition_bytes`): the records up to it, at most `max_records` in all."""
+    """For each partition with records from its position on (within `partition_bytes`):
+    those up to the first unreadable one, at most `max_records` in all."""
     by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
     for tp in positions:
         leader = client.cluster.leader_for_partition(tp)
@@ -72,14 +73,16 @@ async def _fetch(
 
 
 def _up_to_first_unreadable(records: Iterable[RawRecord], room: int | None) -> list[RawRecord]:
-    """Records up to and including the first unreadable one, at most `room` of them;
-    none when all are readable (reading stops at the first unreadable one)."""
+    """Records up to and including the first unreadable one, at most `room` of them.
+    When none from the position on is unreadable, all of them: aiokafka decodes a batch
+    whole, so an unreadable record *before* the position in the same batch still makes
+    it fail, and only this reader gets past the rest of that batch."""
     taken: list[RawRecord] = []
     for record in records:
         taken.append(record)
         if record.has_undecodable_header_key:
-            return taken if room is None else taken[:room]
-    return []
+            break
+    return taken if room is None else taken[:room]
 
 
 def consumer_record(tp: TopicPartition, record: RawRecord) -> ConsumerRecord[Any, Any]:
