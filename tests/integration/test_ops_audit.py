@@ -10,7 +10,9 @@ import asyncpg
 import pytest
 
 from stockworker.adapters.postgres.ops_audit import AuditEntry, OpsAudit
+from stockworker.config import ConfigurationError
 from stockworker.entrypoints.ops.common import Refused, audited
+from tests.support.databases import create_database, drop_database
 from tests.support.services import Services, worker_dsn
 
 pytestmark = pytest.mark.integration
@@ -91,3 +93,26 @@ async def test_a_dead_letter_resolution_is_found_by_its_place(database_url: str)
             await audit.resolve("t.dlq", 2, 43, "lost", second)
     finally:
         await conn.close()
+
+
+async def test_an_operation_that_could_not_be_recorded_does_not_start(
+    services: Services, database_url: str
+) -> None:
+    bare = await create_database(services.database_url, f"bare_{uuid.uuid4().hex[:10]}")
+    ran = []
+    try:
+        with pytest.raises(ConfigurationError, match="stockworker migrate"):
+            async with audited(bare, "offsets reset", argparse.Namespace()):
+                ran.append("bare")
+    finally:
+        await drop_database(services.database_url, bare.rsplit("/", 1)[-1])
+    assert services.app_role
+    owner = await asyncpg.connect(database_url)
+    try:
+        await owner.execute(f'REVOKE INSERT ON ops_audit FROM "{services.app_role}"')
+    finally:
+        await owner.close()
+    with pytest.raises(ConfigurationError, match="may not add rows"):
+        async with audited(worker_dsn(database_url), "offsets reset", argparse.Namespace()):
+            ran.append("no privilege")
+    assert ran == []

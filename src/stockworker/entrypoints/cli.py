@@ -168,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    from aiokafka.errors import KafkaConnectionError
+
     from stockworker.entrypoints.ops.common import OperatorError
 
     handler = getattr(args, "handler", None) or COMMANDS[args.command][0]
@@ -178,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OperatorError as exc:
         print(f"stockworker {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (KafkaConnectionError, OSError) as exc:
+        if handler is COMMANDS.get(args.command, (None,))[0]:
+            raise  # the service commands report these themselves
+        # An operator command could not reach Kafka or PostgreSQL: one line, no traceback.
+        print(f"stockworker {args.command}: cannot reach a service: {exc}", file=sys.stderr)
+        return 2
 
 
 def _misconfigured(exc: ConfigurationError) -> int:

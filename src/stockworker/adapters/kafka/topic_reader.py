@@ -78,7 +78,11 @@ class TopicReader:
         )
 
     async def __aenter__(self) -> TopicReader:
-        await self._consumer.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._consumer.stop()
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:

@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 
 from stockworker.adapters.postgres import queries
+from stockworker.config import ConfigurationError
 
 RESULTS = ("ok", "refused", "failed")
 RESOLUTIONS = ("redriven", "redriven-edited", "discarded")
@@ -61,6 +62,21 @@ class OpsAudit:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+
+    async def check_recordable(self) -> None:
+        """Raises ConfigurationError when operations could not be recorded here (the
+        table is missing, or this role may not add rows), before any of them runs."""
+        try:
+            allowed = await self._conn.fetchval(queries.MAY_RECORD_OPERATIONS)
+        except asyncpg.UndefinedTableError:
+            raise ConfigurationError(
+                "DATABASE_URL",
+                "the database has no ops_audit table: run `stockworker migrate` first",
+            ) from None
+        if not allowed:
+            raise ConfigurationError(
+                "DATABASE_URL", "this role may not add rows to ops_audit (see migrate --grant-to)"
+            )
 
     async def record(self, entry: AuditEntry) -> int:
         """Writes one finished operation; returns its id."""

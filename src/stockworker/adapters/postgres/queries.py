@@ -141,9 +141,36 @@ TRY_RETENTION_LEADERSHIP = _sql("try_retention_leadership")
 
 # Operators: the audit trail, dead letters dealt with.
 RECORD_OPERATION = _sql("record_operation")
+MAY_RECORD_OPERATIONS = _sql("may_record_operations")
 RECENT_OPERATIONS = _sql("recent_operations")
 DEAD_LETTER_RESOLUTIONS = _sql("dead_letter_resolutions")
 RESOLVE_DEAD_LETTER = _sql("resolve_dead_letter")
+
+# replay: the inbox, the rebuild's target and the sweeper's expiries.
+REPLAY_IN_INBOX = _sql("replay_in_inbox")
+REBUILD_TARGET_ROWS = _sql("rebuild_target_rows")
+REBUILD_EXPIRIES = _sql("rebuild_expiries")
+REPLAY_RELAY_RUNNING = _sql("replay_relay_running")
+
+# Events republish (subscribers): the selected ledger entries, entries by key, results.
+REPUBLISH_LEDGER = _select(
+    LEDGER_COLUMNS,
+    "stock_ledger",
+    "($1::timestamptz IS NULL OR occurred_at >= $1)"
+    " AND ($2::timestamptz IS NULL OR occurred_at < $2)"
+    " AND ($3::text[] IS NULL OR sku = ANY($3::text[]))"
+    " AND ($4::text IS NULL OR location = $4::text)",
+    order_by="sku, location, version",
+)
+LEDGER_ENTRIES_AT = _select(
+    LEDGER_COLUMNS,
+    "stock_ledger",
+    "(sku, location, version) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]))",
+)
+REPUBLISH_RESULTS = _select(
+    PROCESSED_COMMAND_COLUMNS, "processed_command", order_by="processed_at, command_id"
+)
+SNAPSHOT_POSITION_KEYS = _sql("snapshot_position_keys")
 
 # Migrations.
 CREATE_MIGRATIONS_TABLE = _sql("create_migrations_table")

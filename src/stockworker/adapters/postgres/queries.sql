@@ -125,6 +125,10 @@ INSERT INTO ops_audit (operator, operation, arguments, plan_fingerprint, execute
 VALUES ($1, $2, $3::jsonb, $4, $5, $6::jsonb, $7, $8)
 RETURNING id
 
+-- may_record_operations --
+-- Checked before an operation starts, so none runs that could not be recorded.
+SELECT has_table_privilege('ops_audit', 'INSERT')
+
 -- recent_operations --
 SELECT id, operator, operation, arguments, plan_fingerprint, executed, counts, result,
        started_at, finished_at
@@ -148,3 +152,43 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO UPDATE SET
     resolution = EXCLUDED.resolution, command_id = EXCLUDED.command_id,
     audit_id = EXCLUDED.audit_id, resolved_at = now()
+
+-- replay_in_inbox --
+-- Which of these command ids the inbox holds.
+SELECT command_id FROM processed_command WHERE command_id = ANY($1::uuid[])
+
+-- rebuild_target_rows --
+-- What a rebuild's target holds already (it must hold no positions, inbox or ledger).
+SELECT (SELECT count(*) FROM stock_position) AS positions,
+       (SELECT count(*) FROM processed_command) AS inbox,
+       (SELECT count(*) FROM stock_ledger) AS ledger
+
+-- rebuild_expiries --
+-- The reservation expiries the worker's sweeper applied (they are not on the commands
+-- topic), each with the command that made the version before it on its position.
+SELECT e.sku, e.location, e.version, e.command_id, e.occurred_at,
+       p.command_id AS after_command_id
+FROM stock_ledger e
+JOIN stock_ledger p
+  ON p.sku = e.sku AND p.location = e.location AND p.version = e.version - 1
+WHERE e.command_type = 'ExpireReservation'
+ORDER BY e.sku, e.location, e.version
+
+-- replay_relay_running --
+-- Whether some session holds the outbox relay's leadership lock in this database (a
+-- relay runs, so what a replay writes to the outbox gets published).
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND ((classid::bigint << 32) | objid::bigint) = $1
+)
+
+-- snapshot_position_keys --
+-- Subscribers (`events snapshot`): the selected positions' keys, a page after a key.
+SELECT sku, location FROM stock_position
+WHERE ($1::text[] IS NULL OR sku = ANY($1::text[]))
+  AND ($2::text IS NULL OR location = $2::text)
+  AND ($3::text IS NULL OR (sku, location) > ($3::text, $4::text))
+ORDER BY sku, location
+LIMIT $5

@@ -10,8 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stockworker.entrypoints.ops import audit_log
+from stockworker.entrypoints.ops import audit_log, dlq, offsets
 
 Registrar = Callable[[Any], None]
 
-REGISTRARS: tuple[Registrar, ...] = (audit_log.register,)
+# In the order `stockworker --help` lists them.
+REGISTRARS: tuple[Registrar, ...] = (
+    dlq.register,
+    offsets.register,
+    audit_log.register,
+)

@@ -6,7 +6,8 @@
 - Exit codes: 0 done (or planned), 1 refused or differences found, 2 bad input or
   configuration (one line on stderr naming what is wrong).
 - The audit trail: a command that writes, or would, records one `ops_audit` row when it
-  ends (dry runs, refusals and failures too) and logs one line.
+  ends (dry runs, refusals and failures too; not when the process is killed) and logs
+  one line.
 - Progress: a bar on a terminal, a line every few seconds otherwise, both on stderr.
 """
 
@@ -125,8 +126,16 @@ def arguments_of(args: argparse.Namespace) -> dict[str, Any]:
 async def audited(
     database_url: str, operation: str, args: argparse.Namespace, executed: bool | None = None
 ) -> AsyncIterator[AuditRun]:
-    """Runs an operation and records it in ops_audit when it ends, however it ends.
-    The row is written on a connection of its own, after the operation's own work."""
+    """Runs an operation and records it in ops_audit when it ends: done, refused or
+    failed. The row is written on a connection of its own, after the operation's own
+    work, so a process killed mid-run (SIGKILL, power) leaves no row: each operation
+    says what a re-run then does. An operation that could not be recorded (no table,
+    no privilege) does not start."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await OpsAudit(conn).check_recordable()
+    finally:
+        await conn.close()
     run = AuditRun(
         operator=operator_name(args),
         operation=operation,
