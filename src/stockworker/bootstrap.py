@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -221,3 +221,20 @@ async def build_runtime(
             else RelayProcess(settings.shutdown_grace_seconds)
         )
     return Runtime(consumer, expiry, relay, retention, pool)
+
+
+# Replay and rebuild (`stockworker replay`, `stockworker rebuild`): the worker's own
+# service over a unit of work the operator's command chooses, and a pool for a database
+# other than the configured one.
+
+
+async def open_database_at(settings: Settings, database_url: str) -> asyncpg.Pool:
+    """A pool for `database_url`, checked as the worker checks its own (migrations, locks)."""
+    return await open_database(replace(settings, database_url=database_url))
+
+
+def build_replay_service(
+    settings: Settings, unit_of_work: UnitOfWorkFactory
+) -> CommandBatchService:
+    """The worker's CommandBatchService, with the worker's settings, over `unit_of_work`."""
+    return build_service(settings, unit_of_work)

@@ -7,7 +7,8 @@ outbox_rows.py (inbox and outbox).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -17,6 +18,7 @@ import asyncpg
 
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.errors import DatabaseConnectionLost, describe_failure
+from stockworker.adapters.postgres.outbox import RELAY_LEADER_LOCK
 from stockworker.adapters.postgres.outbox_rows import (
     OUTBOX_CHANNEL,
     OUTBOX_COLUMNS,
@@ -41,6 +43,7 @@ from stockworker.domain.footprint import Footprint
 from stockworker.domain.position import Position, PositionKey, Reservation
 from stockworker.domain.state import StockState
 from stockworker.service.ports import DueReservation, OutboxMessage, StateChanges, StoredResult
+from stockworker.service.replay import RecordedExpiry, WriteSink
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -235,3 +238,159 @@ async def all_positions(conn: asyncpg.Connection | asyncpg.Pool) -> list[Positio
     return positions_from_rows(
         await conn.fetch(queries.ALL_RESERVATIONS), await conn.fetch(queries.ALL_POSITIONS)
     )
+
+
+# Replay and rebuild (stockworker replay / rebuild): units of work that report what
+# they wrote once it is committed, one that writes no outbox (a rebuild's target has no
+# relay), and one inside a transaction that is rolled back in the end (--what-if).
+
+
+class RecordingUnitOfWork(PostgresUnitOfWork):
+    """The worker's unit of work, telling `sink` what each committed transaction wrote.
+    With `write_outbox=False` outbox messages are reported but not written."""
+
+    def __init__(self, pool: asyncpg.Pool, sink: WriteSink, write_outbox: bool = True) -> None:
+        super().__init__(pool)
+        self._sink = sink
+        self._write_outbox = write_outbox
+        self._changes: list[StateChanges] = []
+        self._messages: list[OutboxMessage] = []
+
+    async def save(self, changes: StateChanges) -> None:
+        await super().save(changes)
+        self._changes.append(changes)
+
+    async def append_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        if self._write_outbox:
+            await super().append_outbox(messages)
+        self._messages.extend(messages)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        changes, messages = self._changes, self._messages
+        self._changes, self._messages = [], []
+        await super().__aexit__(exc_type, exc, tb)
+        if exc is None:
+            self._sink.committed(changes, messages)
+
+
+class _SavepointUnitOfWork(RecordingUnitOfWork):
+    """A savepoint in the held connection's open transaction instead of a transaction."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy, sink: WriteSink
+    ) -> None:
+        super().__init__(pool, sink)
+        self._held = conn
+
+    async def __aenter__(self) -> Self:
+        self._conn = self._held
+        self._tx = self._held.transaction()
+        await self._tx.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tx is not None
+        tx, self._tx, self._conn = self._tx, None, None
+        changes, messages = self._changes, self._messages
+        self._changes, self._messages = [], []
+        if exc is None:
+            await tx.commit()  # releases the savepoint; the outer transaction decides
+            self._sink.committed(changes, messages)
+        else:
+            await tx.rollback()
+
+
+class RecordingUnitOfWorkFactory:
+    def __init__(self, pool: asyncpg.Pool, sink: WriteSink, write_outbox: bool = True) -> None:
+        self._pool = pool
+        self._sink = sink
+        self._write_outbox = write_outbox
+
+    def __call__(self) -> RecordingUnitOfWork:
+        return RecordingUnitOfWork(self._pool, self._sink, self._write_outbox)
+
+
+@asynccontextmanager
+async def rolled_back(
+    pool: asyncpg.Pool, sink: WriteSink, lock_first: Collection[str] = ()
+) -> AsyncIterator[Callable[[], RecordingUnitOfWork]]:
+    """Units of work that are savepoints of one transaction, rolled back at the end
+    (whatever happens): each sees what the ones before it wrote, nothing is kept.
+
+    The transaction first takes the advisory locks `lock_first`, all at once, in the
+    worker's order (sorted lock ids): the savepoints then take only locks it holds, so
+    it never waits for a lock while holding others taken out of order. They are held
+    until the rollback, so the worker waits for those positions meanwhile."""
+    conn = await pool.acquire()
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        lock_ids = sorted({lock_id(n) for n in lock_first})
+        if lock_ids:
+            await conn.execute(queries.LOCK, lock_ids)
+        yield lambda: _SavepointUnitOfWork(pool, conn, sink)
+    finally:
+        try:
+            await tx.rollback()
+        finally:
+            await pool.release(conn)
+
+
+class RolledBack:
+    """The Scratch port of service/replay.py (--what-if) over a pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def rolled_back(
+        self, sink: WriteSink, lock_first: Collection[str]
+    ) -> AbstractAsyncContextManager[Callable[[], RecordingUnitOfWork]]:
+        return rolled_back(self._pool, sink, lock_first)
+
+
+class PostgresInbox:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def holding(self, command_ids: Sequence[UUID]) -> set[UUID]:
+        if not command_ids:
+            return set()
+        rows = await self._pool.fetch(queries.REPLAY_IN_INBOX, list(command_ids))
+        return {r["command_id"] for r in rows}
+
+
+async def relay_running(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """Whether an outbox relay holds its leadership lock in this database."""
+    return bool(await conn.fetchval(queries.REPLAY_RELAY_RUNNING, RELAY_LEADER_LOCK))
+
+
+async def rows_held(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    """How many positions, inbox entries and ledger entries the database holds."""
+    row = await conn.fetchrow(queries.REBUILD_TARGET_ROWS)
+    assert row is not None
+    return {"positions": row["positions"], "inbox": row["inbox"], "ledger": row["ledger"]}
+
+
+async def recorded_expiries(conn: asyncpg.Connection | asyncpg.Pool) -> list[RecordedExpiry]:
+    """The reservation expiries the sweeper applied, from the ledger."""
+    return [
+        RecordedExpiry(
+            sku=r["sku"],
+            location=r["location"],
+            version=r["version"],
+            command_id=r["command_id"],
+            occurred_at=r["occurred_at"],
+            after_command_id=r["after_command_id"],
+        )
+        for r in await conn.fetch(queries.REBUILD_EXPIRIES)
+    ]

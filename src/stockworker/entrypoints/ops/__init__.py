@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stockworker.entrypoints.ops import audit_log, dlq, offsets
+from stockworker.entrypoints.ops import audit_log, dlq, offsets, replay
 
 Registrar = Callable[[Any], None]
 
 # In the order `stockworker --help` lists them.
 REGISTRARS: tuple[Registrar, ...] = (
     dlq.register,
+    replay.register,
     offsets.register,
     audit_log.register,
 )
