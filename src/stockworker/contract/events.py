@@ -181,6 +181,23 @@ class CommandRejected(_Model):
     current_version: int | None = None
 
 
+class PositionSnapshot(_Model):
+    """On the compacted `stock.positions.v1`, keyed by `sku + "\\u0000" + location` (UTF-8):
+    a position's state after its latest change, the StockChanged of `event_id`. Compaction
+    keeps the latest record per key; when two are seen, the higher `version` is newer."""
+
+    type: Literal["PositionSnapshot"] = "PositionSnapshot"
+    # The StockChanged that produced this state, and when its command occurred.
+    event_id: UUID
+    occurred_at: AwareDatetime
+    sku: str
+    location: str
+    version: int
+    quantities: Quantities
+    valuation: Valuation
+    settings: PositionSettings
+
+
 StockEvent = StockChanged | LowStock | StockReplenished | PurchaseOrderLineChanged
 ResultEvent = CommandAccepted | CommandRejected
 EVENT_TYPES: tuple[type[_Model], ...] = (
@@ -190,4 +207,5 @@ EVENT_TYPES: tuple[type[_Model], ...] = (
     PurchaseOrderLineChanged,
     CommandAccepted,
     CommandRejected,
+    PositionSnapshot,
 )

@@ -14,6 +14,7 @@ from stockworker.contract.events import (
     CommandAccepted,
     CommandRejected,
     LowStock,
+    PositionSnapshot,
     PurchaseOrderLineChanged,
     StockChanged,
     StockReplenished,
@@ -56,6 +57,9 @@ def expected_schemas() -> dict[str, dict[str, Any]]:
     )
     files["topics/stock.command-results.v1.json"] = _topic_union(
         "stock.command-results.v1", (CommandAccepted, CommandRejected)
+    )
+    files["topics/stock.positions.v1.json"] = _topic_union(
+        "stock.positions.v1", (PositionSnapshot,)
     )
     return files
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from stockworker.contract.commands import AnyCommand
 from stockworker.domain.footprint import Footprint, footprint
-from stockworker.domain.ledger import LedgerEntry, ledger_entry
+from stockworker.domain.ledger import LedgerEntry, ledger_entry, references_of
 from stockworker.domain.outcome import Outcome
 from stockworker.domain.position import Position, PositionKey
 from stockworker.domain.purchasing import PoLineKey
@@ -95,7 +95,13 @@ class BatchState:
         for change in outcome.positions:
             self.changed_positions[change.after.key] = change.after
             self.ledger.append(
-                ledger_entry(change, command.command_id, command.type, command.occurred_at)
+                ledger_entry(
+                    change,
+                    command.command_id,
+                    command.type,
+                    command.occurred_at,
+                    references_of(command),
+                )
             )
         if outcome.po_line is not None:
             self.touched_po_lines.add(outcome.po_line.after.key)

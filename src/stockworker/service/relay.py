@@ -18,6 +18,15 @@ partition that failed. The publisher refuses a row before any later one is hande
 it, and when the broker refuses a batch, every later batch of that partition from the
 same idempotent producer fails on the sequence gap. Failed rows are then sent in id
 order, each awaited before the next. Only a parked row is left behind.
+
+The snapshot topic (service/snapshots.py): for each position a batch changes, the
+snapshot of its last StockChanged in the batch is published, and acknowledged, before
+the batch's own rows. So a StockChanged a subscriber can read always has its snapshot
+(or a newer one) readable already: a subscriber that notes the change stream's end
+offsets, then reads the snapshot topic to its end, misses no change (docs: "a new
+service needs current stock"). Snapshots of one position leave in the order of their
+rows, like the events. When a snapshot fails, the batch is sent row by row, each row
+after its own snapshot.
 """
 
 from __future__ import annotations
@@ -30,7 +39,14 @@ from collections.abc import Awaitable, Callable
 from stockworker.faults import crash_point
 from stockworker.service.limits import published_size
 from stockworker.service.loops import Backoff, Stop, Unrecoverable, retry
-from stockworker.service.ports import NotSent, OutboxSession, PendingMessage, Publisher
+from stockworker.service.ports import (
+    NotSent,
+    OutboxMessage,
+    OutboxSession,
+    PendingMessage,
+    Publisher,
+)
+from stockworker.service.snapshots import is_snapshot_row, latest_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,7 @@ class OutboxRelay:
         idle_poll_seconds: float = 1.0,
         backoff: Backoff | None = None,
         describe_failure: Callable[[BaseException], str] = repr,
+        snapshots: Callable[[list[OutboxMessage]], dict[int, OutboxMessage]] = latest_snapshots,
     ) -> None:
         self._open_session = open_session
         self._new_publisher = new_publisher
@@ -53,6 +70,7 @@ class OutboxRelay:
         self._idle_poll_seconds = idle_poll_seconds
         self._backoff = backoff or Backoff()
         self._describe = describe_failure
+        self._snapshots = snapshots
         self._stop = Stop()
         self._publisher: Publisher | None = None
         self._connected = False
@@ -125,7 +143,26 @@ class OutboxRelay:
         pending = await session.fetch_unpublished(self._batch_size)
         if not pending:
             return 0
-        errors = await self._publisher.publish([p.message for p in pending])
+        messages = [p.message for p in pending]
+        snapshots = self._snapshots(messages)
+        if snapshots:
+            snapshot_errors = await self._publisher.publish(list(snapshots.values()))
+            if any(e is not None for e in snapshot_errors):
+                log.warning(
+                    "outbox relay: %d of %d snapshots not acknowledged; sending the batch's "
+                    "%d rows one at a time",
+                    sum(e is not None for e in snapshot_errors),
+                    len(snapshots),
+                    len(pending),
+                )
+                await self._publish_one_at_a_time(session, pending)
+                return len(pending)
+        # Snapshot rows went out with the snapshots (or a later snapshot superseded them).
+        rest = [i for i, m in enumerate(messages) if not is_snapshot_row(m)]
+        errors: list[Exception | None] = [None] * len(messages)
+        answers = await self._publisher.publish([messages[i] for i in rest])
+        for i, answer in zip(rest, answers, strict=True):
+            errors[i] = answer
         crash_point("relay-after-publish")
         acknowledged = [p.id for p, error in zip(pending, errors, strict=True) if error is None]
         await session.delete_published(acknowledged)
@@ -151,14 +188,20 @@ class OutboxRelay:
     async def _publish_one_at_a_time(
         self, session: OutboxSession, rows: list[PendingMessage]
     ) -> None:
-        """Each row alone, in id order, each on a publisher no failure has touched.
+        """Each row alone, in id order, each on a publisher no failure has touched, the
+        last row of a position after its snapshot.
 
-        A row refused for a reason of its own is parked; any other failure is raised, so
-        the rows from it on are retried later, still in order.
+        A row refused (or whose snapshot is refused) for a reason of its own is parked;
+        any other failure is raised, so the rows from it on are retried later, in order.
         """
         publisher = await self._fresh_publisher()
-        for row in rows:
-            [error] = await publisher.publish([row.message])
+        snapshots = self._snapshots([row.message for row in rows])
+        for i, row in enumerate(rows):
+            error: Exception | None = None
+            if i in snapshots:
+                [error] = await publisher.publish([snapshots[i]])
+            if error is None and not is_snapshot_row(row.message):
+                [error] = await publisher.publish([row.message])
             if error is None:
                 await session.delete_published([row.id])
                 self.published += 1

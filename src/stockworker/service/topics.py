@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CHANGED = "stock.changed.v1"
+SNAPSHOT = "stock.positions.v1"
+
 
 @dataclass(frozen=True, slots=True)
 class Topics:
@@ -15,7 +18,7 @@ class Topics:
 
     @property
     def changed(self) -> str:
-        return f"{self.prefix}stock.changed.v1"
+        return f"{self.prefix}{CHANGED}"
 
     @property
     def low_stock(self) -> str:
@@ -33,6 +36,19 @@ class Topics:
     def dead_letters(self) -> str:
         return f"{self.prefix}stock.commands.dlq.v1"
 
+    @property
+    def snapshot(self) -> str:
+        """Compacted: every position's latest state (PositionSnapshot), kept by the relay."""
+        return f"{self.prefix}{SNAPSHOT}"
+
+    @classmethod
+    def of_changed(cls, topic: str) -> Topics | None:
+        """The topics whose `changed` is `topic` (the relay knows a row's topic, not the
+        prefix it was written under); None when `topic` is not a changed topic."""
+        if not topic.endswith(CHANGED):
+            return None
+        return cls(topic[: -len(CHANGED)])
+
     def all(self) -> tuple[str, ...]:
         return (
             self.commands,
@@ -41,4 +57,5 @@ class Topics:
             self.purchase_orders,
             self.results,
             self.dead_letters,
+            self.snapshot,
         )

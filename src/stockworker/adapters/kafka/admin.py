@@ -21,12 +21,22 @@ async def ensure_topics(
 ) -> None:
     """Create the missing topics; optionally let the commands topic take larger records,
     and give the dead-letter topic the limit dead letters are built to fit
-    (`record_limit(STOCKWORKER_MAX_MESSAGE_BYTES)`, see service/limits.py).
+    (`record_limit(STOCKWORKER_MAX_MESSAGE_BYTES)`, see service/limits.py). The snapshot
+    topic is compacted (it keeps each position's latest record, whatever its age).
     Existing topics are left as they are."""
     max_message_bytes = {
         topics.commands: commands_max_message_bytes,
         topics.dead_letters: dead_letters_max_message_bytes,
     }
+
+    def configs(topic: str) -> dict[str, str]:
+        found = {}
+        if max_message_bytes.get(topic):
+            found["max.message.bytes"] = str(max_message_bytes[topic])
+        if topic == topics.snapshot:
+            found["cleanup.policy"] = "compact"
+        return found
+
     admin = AIOKafkaAdminClient(**as_connection(kafka).client_options())
     await admin.start()
     try:
@@ -40,11 +50,7 @@ async def ensure_topics(
                             t,
                             num_partitions=partitions,
                             replication_factor=replication,
-                            topic_configs=(
-                                {"max.message.bytes": str(max_message_bytes[t])}
-                                if max_message_bytes.get(t)
-                                else {}
-                            ),
+                            topic_configs=configs(t),
                         )
                         for t in missing
                     ]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from stockworker.adapters.postgres import queries
+from stockworker.adapters.postgres.outbox_rows import stored_result_from_row
 from stockworker.adapters.postgres.tables import ledger_entry_from_row, quantities_from_row
 from stockworker.domain.ledger import LedgerEntry, as_of, differences, project
 from stockworker.domain.ledger import LedgerQuantities as Quantities
 from stockworker.domain.position import PositionKey
+from stockworker.service.ports import StoredResult
+from stockworker.service.republish import EntryKey, Selection
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +77,50 @@ async def quantities_as_of(
 ) -> Quantities:
     rows = await conn.fetch(queries.POSITION_LEDGER, key.sku, key.location)
     return as_of((ledger_entry_from_row(r) for r in rows), moment)
+
+
+class PostgresRepublishSource:
+    """What `events republish` rebuilds events from: the ledger and the inbox's results,
+    each read with a cursor in one repeatable-read snapshot, `chunk` rows at a time."""
+
+    def __init__(self, conn: asyncpg.Connection, chunk: int = 1000) -> None:
+        self._conn = conn
+        self._chunk = chunk
+
+    async def ledger(self, selection: Selection) -> AsyncIterator[list[LedgerEntry]]:
+        args = (
+            selection.since,
+            selection.until,
+            list(selection.skus) or None,
+            selection.location,
+        )
+        async with self._conn.transaction(readonly=True, isolation="repeatable_read"):
+            cursor = await self._conn.cursor(queries.REPUBLISH_LEDGER, *args)
+            while rows := await cursor.fetch(self._chunk):
+                yield [ledger_entry_from_row(r) for r in rows]
+
+    async def entries(self, keys: Sequence[EntryKey]) -> list[LedgerEntry]:
+        if not keys:
+            return []
+        skus, locations, versions = (list(column) for column in zip(*keys, strict=True))
+        rows = await self._conn.fetch(queries.LEDGER_ENTRIES_AT, skus, locations, versions)
+        return [ledger_entry_from_row(r) for r in rows]
+
+    async def position_keys(
+        self, selection: Selection, after: PositionKey | None, limit: int
+    ) -> list[PositionKey]:
+        rows = await self._conn.fetch(
+            queries.SNAPSHOT_POSITION_KEYS,
+            list(selection.skus) or None,
+            selection.location,
+            after.sku if after else None,
+            after.location if after else None,
+            limit,
+        )
+        return [PositionKey(r["sku"], r["location"]) for r in rows]
+
+    async def results(self) -> AsyncIterator[list[StoredResult]]:
+        async with self._conn.transaction(readonly=True, isolation="repeatable_read"):
+            cursor = await self._conn.cursor(queries.REPUBLISH_RESULTS)
+            while rows := await cursor.fetch(self._chunk):
+                yield [stored_result_from_row(r) for r in rows]

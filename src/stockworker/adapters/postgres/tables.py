@@ -12,6 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -19,7 +20,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import asyncpg
 
 from stockworker.domain.catalog import Item, Location
-from stockworker.domain.ledger import LedgerEntry, LedgerQuantities
+from stockworker.domain.ledger import (
+    CauseReferences,
+    LedgerEntry,
+    LedgerQuantities,
+    LedgerSettings,
+)
 from stockworker.domain.position import Position, PositionKey, Reservation
 from stockworker.domain.purchasing import PoLine
 from stockworker.domain.valuation import money
@@ -200,30 +206,70 @@ def due_reservation_from_row(row: asyncpg.Record) -> DueReservation:
 
 
 # The ledger: an entry's own fields, its deltas (columns named delta_*), the quantities
-# after it. Each of the last two is a LedgerQuantities without its version.
-_ENTRY_COLUMNS = columns_of(LedgerEntry, skip=("deltas", "after"))
+# after it (each of these two a LedgerQuantities without its version), then (since
+# migration 0008) the cause's references and the settings after it.
+_ENTRY_COLUMNS = columns_of(LedgerEntry, skip=("deltas", "after", "references", "settings"))
 _QUANTITY_COLUMNS = columns_of(LedgerQuantities, skip=("version",))
+_REFERENCE_COLUMNS = columns_of(CauseReferences, sql_types={"po_line": SqlType("integer")})
+_SETTING_COLUMNS = columns_of(LedgerSettings)
 _ENTRY_FIELDS = tuple(c.name for c in _ENTRY_COLUMNS)
 _QUANTITY_FIELDS = tuple(c.name for c in _QUANTITY_COLUMNS)
-LEDGER_COLUMNS = (*_ENTRY_FIELDS, *(f"delta_{q}" for q in _QUANTITY_FIELDS), *_QUANTITY_FIELDS)
+_REFERENCE_FIELDS = tuple(c.name for c in _REFERENCE_COLUMNS)
+_SETTING_FIELDS = tuple(c.name for c in _SETTING_COLUMNS)
+LEDGER_COLUMNS = (
+    *_ENTRY_FIELDS,
+    *(f"delta_{q}" for q in _QUANTITY_FIELDS),
+    *_QUANTITY_FIELDS,
+    *_REFERENCE_FIELDS,
+    *_SETTING_FIELDS,
+    # occurred_at is stored as an instant; its offset, so an event rebuilt from the
+    # ledger writes the time as the command gave it.
+    "occurred_at_utc_offset",
+)
 # The columns of stock_position the ledger is checked against.
 POSITION_QUANTITY_COLUMNS = ("sku", "location", *_QUANTITY_FIELDS, "version")
 
 _entry = RowReader(LedgerEntry, _ENTRY_COLUMNS)
 _deltas = RowReader(LedgerQuantities, _QUANTITY_COLUMNS, prefix="delta_")
 quantities_from_row = RowReader(LedgerQuantities, _QUANTITY_COLUMNS)
+_references = RowReader(CauseReferences, _REFERENCE_COLUMNS)
+_settings = RowReader(LedgerSettings, _SETTING_COLUMNS)
 _entry_values = attrgetter(*_ENTRY_FIELDS)
 _quantity_values = attrgetter(*_QUANTITY_FIELDS)
+_reference_values = attrgetter(*_REFERENCE_FIELDS)
+_setting_values = attrgetter(*_SETTING_FIELDS)
+_NO_SETTINGS = (None,) * len(_SETTING_FIELDS)
 
 
 def ledger_entry_from_row(row: asyncpg.Record) -> LedgerEntry:
-    return _entry(
+    entry = _entry(
         row,
         deltas=_deltas(row, version=0),
         after=quantities_from_row(row, version=row["version"]),
+        references=_references(row),
+        # Entries written before migration 0008 have no settings (and no offset).
+        settings=None if row["min_quantity"] is None else _settings(row),
     )
+    offset = row["occurred_at_utc_offset"]
+    if offset:
+        zone = timezone(timedelta(seconds=offset))
+        entry = dataclasses.replace(entry, occurred_at=entry.occurred_at.astimezone(zone))
+    return entry
+
+
+def _utc_offset(moment: datetime) -> int:
+    offset = moment.utcoffset()
+    return 0 if offset is None else int(offset.total_seconds())
 
 
 def ledger_record(entry: LedgerEntry) -> tuple[object, ...]:
     """A row of stock_ledger, in LEDGER_COLUMNS order."""
-    return (*_entry_values(entry), *_quantity_values(entry.deltas), *_quantity_values(entry.after))
+    settings = entry.settings
+    return (
+        *_entry_values(entry),
+        *_quantity_values(entry.deltas),
+        *_quantity_values(entry.after),
+        *_reference_values(entry.references),
+        *(_setting_values(settings) if settings is not None else _NO_SETTINGS),
+        _utc_offset(entry.occurred_at),
+    )

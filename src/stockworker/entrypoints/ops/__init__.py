@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stockworker.entrypoints.ops import audit_log, dlq, offsets, replay
+from stockworker.entrypoints.ops import audit_log, dlq, events, offsets, replay
 
 Registrar = Callable[[Any], None]
 
@@ -18,6 +18,7 @@ Registrar = Callable[[Any], None]
 REGISTRARS: tuple[Registrar, ...] = (
     dlq.register,
     replay.register,
+    events.register,
     offsets.register,
     audit_log.register,
 )
