@@ -72,13 +72,14 @@ def accepted(events: EventCollector, command_id: str) -> list[dict[str, Any]]:
     ]
 
 
-async def audit_rows(database_url: str) -> list[asyncpg.Record]:
+async def audit_rows(database_url: str, operation: str = "dlq redrive") -> list[asyncpg.Record]:
     conn = await asyncpg.connect(database_url)
     try:
         return list(
             await conn.fetch(
                 "SELECT id, operator, executed, result, counts, plan_fingerprint, arguments "
-                "FROM ops_audit WHERE operation = 'dlq redrive' ORDER BY id"
+                "FROM ops_audit WHERE operation = $1 ORDER BY id",
+                operation,
             )
         )
     finally:
@@ -461,3 +462,50 @@ async def test_a_header_key_that_is_not_text_is_named_as_left_out(
     assert record["headers_left_out"] == ["ff6b6579"]
     assert [k for k, _ in record["headers"] if not k.startswith("stockworker.")] == ["tenant"]
     assert planned["counts"]["headers_left_out"] == 1
+
+
+async def test_a_discarded_dead_letter_leaves_the_list_and_is_not_redriven(
+    services: Services, topics: Topics, cli: Any, database_url: str
+) -> None:
+    bootstrap = services.kafka_bootstrap_servers
+    for body in (b"junk-1", b"junk-2"):
+        await publish(
+            bootstrap,
+            topics.dead_letters,
+            [(b"k", body)],
+            headers=[("dlq.error.code", b"NOT_JSON"), ("dlq.error.message", b"not JSON")],
+        )
+    first, second = sorted(
+        await records_of(bootstrap, topics.dead_letters), key=lambda r: r.value or b""
+    )
+    place = f"{first.partition}:{first.offset}"
+
+    code, out, err = await cli("dlq", "discard", place)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"would discard {place} NOT_JSON key=k"
+    code, out, _ = await cli("dlq", "list", "--json")
+    assert len(json.loads(out)) == 2  # a dry run changes nothing
+
+    code, out, err = await cli("dlq", "discard", place, "--execute", "--json")
+    assert code == 0, err
+    assert json.loads(out)["dead_letters"] == [place]
+    code, out, _ = await cli("dlq", "list", "--json")
+    assert [d["place"] for d in json.loads(out)] == [f"{second.partition}:{second.offset}"]
+    code, out, _ = await cli("dlq", "list", "--all", "--json")
+    assert {d["place"]: d["status"] for d in json.loads(out)}[place] == "discarded"
+
+    # Dealt with: discarding or redriving it again is refused, and nothing is sent.
+    code, _, err = await cli("dlq", "discard", place, "--execute")
+    assert code == 1 and "already dealt with" in err
+    code, _, err = await cli("dlq", "redrive", place, "--execute")
+    assert code == 1 and "discarded by audit" in err
+    assert await records_of(bootstrap, topics.commands) == []
+    code, _, err = await cli("dlq", "discard")
+    assert code == 2 and "PARTITION:OFFSET" in err
+    rows = await audit_rows(database_url, "dlq discard")
+    assert [(r["executed"], r["result"]) for r in rows] == [
+        (False, "ok"),
+        (True, "ok"),
+        (True, "refused"),
+    ]
+    assert json.loads(rows[1]["counts"])["discarded"] == 1

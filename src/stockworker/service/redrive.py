@@ -88,6 +88,7 @@ def choose(
     resolutions: Mapping[Place, PriorResolution],
     force: bool,
     by_place: bool,
+    action: str = "redrive",
 ) -> RedriveChoice:
     """Dead letters already resolved (redriven, discarded) are not sent again unless
     `force`. Named by place, any of them refuses the whole run (the operator named it:
@@ -104,7 +105,8 @@ def choose(
             f"{resolutions[v.place].audit_id})"
             for v in resolved[:_NAMED]
         ) + (" ..." if len(resolved) > _NAMED else "")
-        refusal = f"already dealt with: {named}; nothing sent (--force redrives them again)"
+        done = "nothing sent" if action == "redrive" else f"nothing done ({action})"
+        refusal = f"already dealt with: {named}; {done} (--force to {action} them again)"
     send = () if refusal else tuple(v for v in selected if v.place not in resolutions)
     return RedriveChoice(selected, send, resolved, False, refusal)
 

@@ -123,6 +123,20 @@ def register(sub: Any) -> None:
     add_write_options(redrive)
     redrive.set_defaults(handler=_redrive)
 
+    discard = actions.add_parser(
+        "discard",
+        help="mark dead letters as dealt with, sending nothing (dry run unless --execute)",
+    )
+    discard.add_argument(
+        "places", metavar="PARTITION:OFFSET", nargs="*", help="dead letters, by place"
+    )
+    _add_filters(discard)
+    discard.add_argument(
+        "--force", action="store_true", help="discard dead letters already dealt with"
+    )
+    add_write_options(discard)
+    discard.set_defaults(handler=_discard)
+
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -721,3 +735,73 @@ def _print_outcome(
         )
     if counts.get("refused_resolved"):
         print(f"skipped {counts['refused_resolved']} already resolved (--force redrives them)")
+
+
+def _discard(settings: Settings, args: argparse.Namespace) -> int:
+    places = [_place(p) for p in args.places]
+    if bool(places) == _has_filters(args):
+        raise BadInput(
+            "name the dead letters by PARTITION:OFFSET or select them with filters "
+            "(--code, --since, --until, --key, --source-partition), not both"
+        )
+    return asyncio.run(_discard_async(settings, args, places))
+
+
+async def _discard_async(
+    settings: Settings, args: argparse.Namespace, places: list[tuple[int, int]]
+) -> int:
+    """Records the chosen dead letters as `discarded`: they leave `dlq list`, and a
+    redrive of them is refused unless forced. Nothing is sent anywhere."""
+    topics = Topics(settings.topic_prefix)
+    async with audited(settings.database_url, "dlq discard", args) as run:
+        async with TopicReader(settings.kafka()) as reader:
+            if places:
+                views = [await _one(reader, topics.dead_letters, p) for p in dict.fromkeys(places)]
+            else:
+                views = (
+                    await _scan(reader, topics, _selection(args), "selecting dead letters")
+                ).views
+                if not views:
+                    raise BadInput("no dead letters match the filters")
+        resolutions = await _resolutions(
+            settings.database_url, topics.dead_letters, [v.place for v in views]
+        )
+        choice = choose(views, resolutions, args.force, by_place=bool(places), action="discard")
+        run.counts = {**choice.counts(), "discarded": 0}
+        if choice.refusal is not None:
+            raise Refused(choice.refusal)
+        chosen = [v.place for v in choice.send]
+        run.plan_fingerprint = fingerprint(["discard", topics.dead_letters, chosen])
+        if args.execute:
+            # Recorded with the run's own row once it exists (below); counted here.
+            run.counts["discarded"] = len(chosen)
+    if args.execute and chosen:
+        if run.audit_id is None:  # the block above writes it, or raises
+            raise RuntimeError("the discard's audit row was not written")
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            audit = OpsAudit(conn)
+            async with conn.transaction():
+                for partition, offset in chosen:
+                    await audit.resolve(
+                        topics.dead_letters, partition, offset, "discarded", run.audit_id
+                    )
+        finally:
+            await conn.close()
+    if args.json:
+        print_json(
+            {
+                "executed": bool(args.execute),
+                "audit_id": run.audit_id,
+                "plan_fingerprint": run.plan_fingerprint,
+                "counts": run.counts,
+                "dead_letters": [place_text(*p) for p in chosen],
+            }
+        )
+        return EXIT_OK
+    verb = "discarded" if args.execute else "would discard"
+    for view in choice.send:
+        print(f"{verb} {place_text(*view.place)} {view.code} key={view.key_text or '-'}")
+    tail = "" if args.execute else " (dry run: nothing changed; --execute to discard)"
+    print(f"{len(chosen)} dead letter(s) {verb}{tail}; audit {run.audit_id}")
+    return EXIT_OK
