@@ -315,7 +315,7 @@ async def test_bad_input_is_named(
 
 
 async def test_a_trimmed_dead_letter_is_reread_whole_from_its_source(
-    services: Services, topics: Topics, cli: Any, database_url: str
+    services: Services, topics: Topics, cli: Any, database_url: str, tmp_path: Path
 ) -> None:
     bootstrap = services.kafka_bootstrap_servers
     whole = json.dumps(command("AdjustInventory", sku="SKU-T", delta=1, reason="FOUND")).encode()
@@ -363,6 +363,16 @@ async def test_a_trimmed_dead_letter_is_reread_whole_from_its_source(
     ]
     code, _, err = await cli("dlq", "redrive", f"{other.partition}:{other.offset}")
     assert code == 2 and "no longer held" in err
+    # As the error says: a corrected copy can still go, with the dead letter's own key.
+    fixed = tmp_path / "fixed.json"
+    fixed.write_bytes(whole)
+    code, out, err = await cli(
+        "dlq", "redrive", f"{other.partition}:{other.offset}", "--edit", str(fixed), "--json"
+    )
+    assert code == 0, err
+    [planned] = json.loads(out)["records"]
+    assert planned["value"]["data"] == json.loads(whole)
+    assert planned["key"] == "SKU-T"
 
 
 async def test_a_run_that_fails_part_way_resolves_exactly_what_was_sent(

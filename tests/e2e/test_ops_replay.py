@@ -268,6 +268,12 @@ async def test_bad_input_is_one_line_and_exit_2(
     code = await asyncio.to_thread(main, ["replay", "--since", "2026-11-23T10:00:00"])
     assert code == 2
     assert "with its offset" in capsys.readouterr().err
+    # A target nobody answers at: said at once, not waited for as the worker would.
+    code = await asyncio.to_thread(
+        main, ["rebuild", "--into", "postgresql://nobody@127.0.0.1:9/nothing", "--execute"]
+    )
+    assert code == 2
+    assert "--into: cannot connect" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("cli_env", "worker")
@@ -328,7 +334,7 @@ async def test_rebuild_into_an_empty_database_reproduces_every_position(
         # A target that is not empty is refused.
         code, again = await cli(capsys, "rebuild", "--into", target, "--execute")
         assert code == 1
-        assert again is None
+        assert again["exit_code"] == 1 and again["error"].startswith("--into is not empty")
         audit = await fetch(database_url, "SELECT result, arguments FROM ops_audit ORDER BY id")
         assert [a["result"] for a in audit] == ["ok", "ok", "refused"]
         recorded = json.loads(audit[1]["arguments"])["into"]

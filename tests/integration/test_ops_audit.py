@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -11,6 +13,7 @@ import pytest
 
 from stockworker.adapters.postgres.ops_audit import AuditEntry, OpsAudit
 from stockworker.config import ConfigurationError
+from stockworker.entrypoints.cli import main
 from stockworker.entrypoints.ops.common import Refused, audited
 from tests.support.databases import create_database, drop_database
 from tests.support.services import Services, worker_dsn
@@ -116,3 +119,28 @@ async def test_an_operation_that_could_not_be_recorded_does_not_start(
         async with audited(worker_dsn(database_url), "offsets reset", argparse.Namespace()):
             ran.append("no privilege")
     assert ran == []
+
+
+async def test_a_database_that_refuses_is_one_line_and_exit_2(
+    services: Services, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", services.kafka_bootstrap_servers)
+    server = services.database_url.rsplit("/", 1)[0]
+    bare = await create_database(services.database_url, f"bare_{uuid.uuid4().hex[:10]}")
+    try:
+        for url, expected in (
+            (f"{server}/no_such_database_here", "the database refused: InvalidCatalogNameError"),
+            (bare, "run `stockworker migrate` first"),
+        ):
+            monkeypatch.setenv("DATABASE_URL", url)
+            capsys.readouterr()
+            assert await asyncio.to_thread(main, ["audit", "--json"]) == 2
+            out, err = capsys.readouterr()
+            [line] = err.strip().splitlines()
+            assert line.startswith("stockworker audit: ") and expected in line
+            assert json.loads(out) == {
+                "error": line.removeprefix("stockworker audit: "),
+                "exit_code": 2,
+            }
+    finally:
+        await drop_database(services.database_url, bare.rsplit("/", 1)[-1])

@@ -447,7 +447,8 @@ def test_a_redrive_by_filters_skips_resolved_ones_and_by_place_refuses() -> None
     by_place = choose(views, done, force=False, by_place=True)
     assert by_place.send == ()
     assert by_place.refusal == (
-        "already dealt with: 2:6 (redriven by audit 41); nothing sent (--force to redrive them again)"
+        "already dealt with: 2:6 (redriven by audit 41); nothing sent "
+        "(--force to redrive them again)"
     )
     assert by_place.counts()["refused_resolved"] == 1
 

@@ -168,24 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    from aiokafka.errors import KafkaConnectionError
-
-    from stockworker.entrypoints.ops.common import OperatorError
-
-    handler = getattr(args, "handler", None) or COMMANDS[args.command][0]
+    operator_command = getattr(args, "handler", None)
     try:
-        return int(handler(settings, args))
+        if operator_command is not None:
+            from stockworker.entrypoints.ops.common import run_operator_command
+
+            return run_operator_command(operator_command, settings, args)
+        handler, _ = COMMANDS[args.command]
+        return handler(settings, args)
     except ConfigurationError as exc:
         return _misconfigured(exc)
-    except OperatorError as exc:
-        print(f"stockworker {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (KafkaConnectionError, OSError) as exc:
-        if handler is COMMANDS.get(args.command, (None,))[0]:
-            raise  # the service commands report these themselves
-        # An operator command could not reach Kafka or PostgreSQL: one line, no traceback.
-        print(f"stockworker {args.command}: cannot reach a service: {exc}", file=sys.stderr)
-        return 2
 
 
 def _misconfigured(exc: ConfigurationError) -> int:

@@ -119,17 +119,17 @@ def build_records(
     new_command_id: bool = False,
 ) -> list[RedriveRecord]:
     """The records to send, one per dead letter in `choice.send`: a trimmed one from its
-    whole original (`originals`, by dead-letter place; KeyError when it is missing).
-    EditRefused when the edited payload cannot be given the id it needs."""
+    whole original (`originals`, by dead-letter place; KeyError when it is missing,
+    unless `edited` replaces the value: then the dead letter's own key and headers go
+    with it). EditRefused when the edited payload cannot be given the id it needs."""
+
+    def original(view: DeadLetterView) -> Original | None:
+        if not view.trimmed or (edited is not None and view.place not in originals):
+            return None
+        return originals[view.place]
+
     return [
-        redrive_record(
-            view,
-            run_id,
-            originals[view.place] if view.trimmed else None,
-            edited,
-            new_command_id,
-        )
-        for view in choice.send
+        redrive_record(view, run_id, original(view), edited, new_command_id) for view in choice.send
     ]
 
 

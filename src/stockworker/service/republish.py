@@ -106,6 +106,10 @@ class RepublishReport:
     published: int = 0
     _digest: Any = field(default_factory=hashlib.sha256, repr=False)
 
+    def kind_counts(self) -> dict[str, int]:
+        """Counts of every kind (0 for a kind not seen) and of what was not rebuildable."""
+        return {**dict.fromkeys(KINDS, 0), **self.counts}
+
     @property
     def selected(self) -> int:
         return sum(n for kind, n in self.counts.items() if kind in KINDS)
@@ -286,10 +290,13 @@ async def republish(
     topics: Topics,
     publish: Publish | None = None,
     progress: Callable[[int], None] = lambda _: None,
+    report: RepublishReport | None = None,
 ) -> RepublishReport:
     """Rebuild the selected events; with `publish`, send them (in order, per position:
-    by version; results in the order they were processed). Without it, a plan."""
-    report = RepublishReport()
+    by version; results in the order they were processed). Without it, a plan. Counts
+    go into `report` as the run goes, so a caller holding it knows, should publishing
+    fail part way, how far it got."""
+    report = report if report is not None else RepublishReport()
     for messages in (
         _ledger_messages(source, selection, topics, report),
         _result_messages(source, selection, report),

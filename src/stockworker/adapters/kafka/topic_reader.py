@@ -68,16 +68,18 @@ class TopicReader:
     """`async with TopicReader(kafka) as reader:` then bounds, offsets by time, reads."""
 
     def __init__(self, kafka: KafkaConnection | str, fetch_max_bytes: int = 8 * 1024 * 1024):
-        self._consumer = GuardedConsumer(
+        self._options = {
             **as_connection(kafka).client_options(),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_bytes=fetch_max_bytes,
-            max_partition_fetch_bytes=fetch_max_bytes,
-        )
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "fetch_max_bytes": fetch_max_bytes,
+            "max_partition_fetch_bytes": fetch_max_bytes,
+        }
 
     async def __aenter__(self) -> TopicReader:
+        # Made here, not in __init__: a reader never entered leaves no client to close.
+        self._consumer = GuardedConsumer(**self._options)
         try:
             await self._consumer.start()
         except BaseException:

@@ -16,9 +16,19 @@ from stockworker.entrypoints.ops.common import EXIT_OK, add_output_option, print
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("audit", help="list what operators did (ops_audit), newest first")
-    parser.add_argument("--limit", type=int, default=20, help="at most this many (20)")
+    parser.add_argument("--limit", type=_positive, default=20, help="at most this many (20)")
     add_output_option(parser)
     parser.set_defaults(handler=_audit)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import hashlib
 import logging
@@ -28,6 +29,7 @@ from typing import Any, TextIO
 
 import asyncpg
 import orjson
+from aiokafka.errors import KafkaConnectionError
 
 from stockworker.adapters.postgres.ops_audit import AuditEntry, OpsAudit
 from stockworker.config import Settings
@@ -57,6 +59,53 @@ class Refused(OperatorError):
     commands no longer in the inbox without --allow-reapply)."""
 
     exit_code = EXIT_REFUSED
+
+
+def run_operator_command(handler: Handler, settings: Settings, args: argparse.Namespace) -> int:
+    """Runs an operator command; what stops it ends as one line on stderr (and, with
+    --json, a document on stdout) with its exit code, never a traceback. A failure of
+    our own code still raises. ConfigurationError is left to the caller."""
+    out = _Watched(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(out):
+            return int(handler(settings, args))
+    except OperatorError as exc:
+        return _stopped(args, out, str(exc), exc.exit_code)
+    except (KafkaConnectionError, OSError) as exc:
+        return _stopped(args, out, f"cannot reach a service: {exc}", EXIT_BAD_INPUT)
+    except asyncpg.UndefinedTableError as exc:
+        return _stopped(
+            args,
+            out,
+            f"the database lacks a table ({exc}): run `stockworker migrate` first",
+            EXIT_BAD_INPUT,
+        )
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        message = f"the database refused: {type(exc).__name__}: {exc}"
+        return _stopped(args, out, message, EXIT_BAD_INPUT)
+
+
+class _Watched:
+    """stdout, noting whether the command wrote anything (its own JSON document)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.written = False
+
+    def write(self, text: str) -> int:
+        self.written = self.written or bool(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stopped(args: argparse.Namespace, out: _Watched, message: str, exit_code: int) -> int:
+    print(f"stockworker {args.command}: {message}", file=sys.stderr)
+    if getattr(args, "json", False) and not out.written:
+        # Scripts always get a document: the command's own (with its "refused"), or this.
+        print_json({"error": message, "exit_code": exit_code})
+    return exit_code
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:

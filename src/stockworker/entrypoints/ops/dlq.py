@@ -60,6 +60,7 @@ from stockworker.service.dead_letter_triage import (
 )
 from stockworker.service.limits import record_limit
 from stockworker.service.redrive import (
+    Original,
     build_records,
     choose,
     plan_counts,
@@ -613,7 +614,15 @@ async def _redrive_run(
         run.counts = choice.counts()
         if choice.refusal is not None:
             raise Refused(choice.refusal)
-        originals = {v.place: await _whole_original(reader, v) for v in choice.reread()}
+        originals: dict[tuple[int, int], Original] = {}
+        for view in choice.reread():
+            try:
+                originals[view.place] = await _whole_original(reader, view)
+            except BadInput:
+                if edited is None:
+                    raise
+                # The edited bytes replace the value: the dead letter's own key and
+                # headers go with them when the source no longer holds the original.
     try:
         records = build_records(choice, run_id, originals, edited, args.new_command_id)
     except EditRefused as exc:

@@ -129,6 +129,7 @@ async def _run(
     settings: Settings, args: argparse.Namespace, selection: Selection
 ) -> tuple[RepublishReport, int | None]:
     topics = Topics(settings.topic_prefix)
+    report = RepublishReport()
     async with audited(settings.database_url, "events republish", args) as run:
         conn = await asyncpg.connect(settings.database_url)
         publisher: KafkaPublisher | None = None
@@ -140,22 +141,24 @@ async def _run(
                     settings.kafka(), record_limit(settings.max_message_bytes)
                 )
                 await publisher.start()
-            report = await republish(
+            await republish(
                 source,
                 selection,
                 topics,
                 publish=_sender(publisher) if publisher is not None else None,
                 progress=progress.advance,
+                report=report,
             )
             progress.finish()
         finally:
             if publisher is not None:
                 await publisher.stop()
             await conn.close()
-        run.counts = {**report.counts, "published": report.published}
-        run.plan_fingerprint = fingerprint(
-            {"selection": _selection_json(selection), "event_ids": report.event_ids_digest}
-        )
+            # Also when publishing failed part way: the audit row says how far it got.
+            run.counts = {**report.kind_counts(), "published": report.published}
+            run.plan_fingerprint = fingerprint(
+                {"selection": _selection_json(selection), "event_ids": report.event_ids_digest}
+            )
         if report.selected == 0:
             raise BadInput("nothing to republish: no event of that selection is held")
     return report, run.audit_id
@@ -197,7 +200,7 @@ def _print(
             {
                 "executed": bool(args.execute),
                 "selection": _selection_json(selection),
-                "counts": dict(report.counts),
+                "counts": report.kind_counts(),
                 "selected": report.selected,
                 "published": report.published,
                 "first_occurred_at": report.first_occurred_at,

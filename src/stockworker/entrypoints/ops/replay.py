@@ -286,7 +286,19 @@ def _retrying(settings: Settings) -> Retrying:
     return Retrying(is_transient, backoff(settings), describe_failure)
 
 
+_CONNECT_TIMEOUT_SECONDS = 10.0
+
+
 async def _open(settings: Settings, url: str, option: str) -> asyncpg.Pool:
+    # The worker's pool waits for a database that does not answer yet; an operator
+    # would rather hear at once that the URL leads nowhere.
+    try:
+        probe = await asyncpg.connect(url, timeout=_CONNECT_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError) as exc:
+        raise BadInput(f"{option}: cannot connect: {exc or type(exc).__name__}") from None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise BadInput(f"{option}: {type(exc).__name__}: {exc}") from None
+    await probe.close()
     try:
         return await open_database_at(settings, url)
     except ConfigurationError as exc:
