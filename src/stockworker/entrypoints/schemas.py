@@ -19,6 +19,7 @@ from stockworker.contract.events import (
     StockChanged,
     StockReplenished,
 )
+from stockworker.entrypoints.asyncapi import asyncapi_document
 
 
 def _topic_union(title: str, types: tuple[type[BaseModel], ...]) -> dict[str, Any]:
@@ -61,6 +62,7 @@ def expected_schemas() -> dict[str, dict[str, Any]]:
     files["topics/stock.positions.v1.json"] = _topic_union(
         "stock.positions.v1", (PositionSnapshot,)
     )
+    files["asyncapi.json"] = asyncapi_document()
     return files
 
 
