@@ -19,6 +19,7 @@ from stockworker.service.loops import Unrecoverable
 
 DEFAULT_DATABASE_URL = "postgresql://stockworker:stockworker@127.0.0.1:5432/stockworker"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -90,6 +91,8 @@ class Settings:
     retry_initial_seconds: float = 0.1
     retry_max_seconds: float = 10.0
     log_level: str = "INFO"
+    # "json": one JSON object per line (for a log collector); "text" for people.
+    log_format: str = "text"
     # How far a receipt may exceed its purchase-order line, in percent of the ordered quantity.
     over_receipt_tolerance_percent: float = 0.0
     # How often the worker looks for reservations whose expires_at has passed.
@@ -119,6 +122,11 @@ class Settings:
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigurationError(
                 env_name("log_level"), f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(
+                env_name("log_format"),
+                f"{self.log_format!r} is not one of {', '.join(LOG_FORMATS)}",
             )
         for name in ("database_url", "kafka_bootstrap_servers", "group_id"):
             if not getattr(self, name).strip():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -163,11 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
     except ConfigurationError as exc:
         return _misconfigured(exc)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    from stockworker.entrypoints.logs import configure_logging
+
+    configure_logging(settings)
     operator_command = getattr(args, "handler", None)
     try:
         if operator_command is not None:

@@ -138,9 +138,19 @@ class CommandBatchService:
         reason = self._describe(exc)
         if len(entries) == 1:
             record = entries[0][0]
-            log.error("dead-lettering %s, which cannot be processed: %s", _at(record), reason)
+            log.error(
+                "dead-lettering %s, which cannot be processed: %s",
+                _at(record),
+                reason,
+                extra=_context(entries[0]),
+            )
             return await self._dead_letter_failure(record, reason)
-        log.warning("batch of %d failed permanently (%s); one by one now", len(entries), reason)
+        log.warning(
+            "batch of %d failed permanently (%s); one by one now",
+            len(entries),
+            reason,
+            extra={"batch": len(entries)},
+        )
         report = BatchReport()
         for entry in entries:
             report += await self._apply_or_split([entry])
@@ -259,3 +269,21 @@ def _locks_of(item: Decoded) -> set[str]:
 
 def _at(record: InboundRecord) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+def _context(entry: _Entry) -> dict[str, object]:
+    """Where a record is, and which command it holds: for structured logs (never the
+    payload's values)."""
+    record, decoded = entry
+    context: dict[str, object] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
+    if isinstance(decoded, InvalidCommand | Undecodable):
+        return context
+    context["command_id"] = str(decoded.command_id)
+    sku = getattr(decoded, "sku", None)
+    if sku is not None:
+        context["sku"] = sku
+    return context
