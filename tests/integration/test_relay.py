@@ -83,6 +83,9 @@ async def test_a_stopped_relay_leaves_nothing_committed_unpublished(
 
 
 async def set_max_message_bytes(bootstrap: str, topic: str, limit: int) -> None:
+    """Set the topic's limit and wait until the broker reports it: a topic config change
+    reaches the broker through KRaft's metadata log after AlterConfigs has answered, and
+    a record sent meanwhile is judged by the old limit (this test was flaky so)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -91,6 +94,11 @@ async def set_max_message_bytes(bootstrap: str, topic: str, limit: int) -> None:
         )
     finally:
         await admin.close()
+    for _ in range(100):
+        if await max_message_bytes(bootstrap, topic) == limit:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{topic}: max.message.bytes is still not {limit}")
 
 
 async def max_message_bytes(bootstrap: str, topic: str) -> int:
