@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 
 from stockworker.adapters.kafka.topic_reader import TopicReader, TopicRecord
-from stockworker.entrypoints.cli import main
 from stockworker.service.topics import Topics
 from tests.support.builders import command
 from tests.support.kafka_io import EventCollector, command_message, publish
+from tests.support.operator_cli import OperatorCli, operator_environment
 from tests.support.services import Services
 from tests.support.worker_process import WorkerProcess
 
@@ -31,21 +31,10 @@ def cli(
     topics: Topics,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> Any:
-    """Runs `stockworker ...` in-process (in a thread: it runs its own event loop);
-    returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", services.kafka_bootstrap_servers)
-    monkeypatch.setenv("STOCKWORKER_TOPIC_PREFIX", topics.prefix)
-    monkeypatch.setenv("STOCKWORKER_OPERATOR", "alice")
-
-    async def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+) -> OperatorCli:
+    """`await cli(*argv)` gives (exit code, stdout, stderr)."""
+    operator_environment(monkeypatch, services, database_url, topics, operator="alice")
+    return OperatorCli(capsys)
 
 
 async def records_of(bootstrap: str, topic: str) -> list[TopicRecord]:

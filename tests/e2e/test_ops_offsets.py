@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 
 from stockworker.adapters.kafka import consumer_groups
@@ -17,10 +16,10 @@ from stockworker.adapters.kafka.consumer_groups import ConsumerGroups, GroupActi
 from stockworker.adapters.postgres.ops_audit import OpsAudit, RecordedOperation
 from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.domain.position import Position
-from stockworker.entrypoints.cli import main
 from stockworker.service.topics import Topics
 from tests.support.builders import command
 from tests.support.kafka_io import EventCollector, command_message, publish
+from tests.support.operator_cli import OperatorCli, operator_environment
 from tests.support.services import Services
 from tests.support.worker_process import WorkerProcess
 
@@ -29,23 +28,8 @@ pytestmark = pytest.mark.e2e
 SKUS = ("SKU-1", "SKU-2", "SKU-3", "SKU-4")
 
 
-class Cli:
-    """Runs `stockworker ...` in-process (in a thread: it runs its own event loop)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
-
-    async def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self._capsys.readouterr()
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = self._capsys.readouterr()
-        return code, out, err
-
-    async def json(self, *argv: str) -> tuple[int, dict[str, Any]]:
-        code, out, err = await self(*argv, "--json")
-        assert out, err
-        document: dict[str, Any] = orjson.loads(out)
-        return code, document
+class Cli(OperatorCli):
+    """The operator CLI, and a wait for what `offsets show` reports."""
 
     async def show_until(
         self, done: Callable[[dict[str, Any]], bool], within: float = 60
@@ -68,10 +52,7 @@ def cli(
     database_url: str,
     topics: Topics,
 ) -> Cli:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", services.kafka_bootstrap_servers)
-    monkeypatch.setenv("STOCKWORKER_TOPIC_PREFIX", topics.prefix)
-    monkeypatch.setenv("STOCKWORKER_OPERATOR", "test-operator")
+    operator_environment(monkeypatch, services, database_url, topics)
     return Cli(capsys)
 
 

@@ -18,6 +18,7 @@ from stockworker.service.topics import Topics
 from tests.support.builders import command
 from tests.support.databases import create_database, drop_database
 from tests.support.kafka_io import EventCollector, Received, apply_commands
+from tests.support.operator_cli import operator_environment
 from tests.support.services import TEMPLATE_DB, Services
 from tests.support.worker_process import WorkerProcess
 
@@ -30,10 +31,7 @@ SINCE = "2000-01-01T00:00:00+00:00"
 def cli_env(
     monkeypatch: pytest.MonkeyPatch, services: Services, database_url: str, topics: Topics
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", services.kafka_bootstrap_servers)
-    monkeypatch.setenv("STOCKWORKER_TOPIC_PREFIX", topics.prefix)
-    monkeypatch.setenv("STOCKWORKER_OPERATOR", "test-operator")
+    operator_environment(monkeypatch, services, database_url, topics)
 
 
 async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:

@@ -19,11 +19,11 @@ from stockworker.adapters.kafka.topic_reader import TopicReader
 from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.contract.events import PositionSnapshot
 from stockworker.domain.position import Position
-from stockworker.entrypoints.cli import main
 from stockworker.service.snapshots import snapshot_key
 from stockworker.service.topics import Topics
 from tests.support.builders import command
 from tests.support.kafka_io import EventCollector, Received, apply_commands
+from tests.support.operator_cli import OperatorCli, operator_environment
 from tests.support.services import Services
 from tests.support.worker_process import WorkerProcess
 
@@ -212,25 +212,6 @@ async def test_a_new_subscriber_bootstrapped_from_the_snapshot_topic_matches_pos
 # --- events republish --------------------------------------------------------------
 
 
-class Cli:
-    """Runs `stockworker ...` in-process (in a thread: it runs its own event loop)."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
-
-    async def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self._capsys.readouterr()
-        code = await asyncio.to_thread(main, list(argv))
-        out, err = self._capsys.readouterr()
-        return code, out, err
-
-    async def json(self, *argv: str) -> tuple[int, dict[str, Any]]:
-        code, out, err = await self(*argv, "--json")
-        assert out, err
-        document: dict[str, Any] = orjson.loads(out)
-        return code, document
-
-
 @pytest.fixture
 def cli(
     capsys: pytest.CaptureFixture[str],
@@ -238,12 +219,9 @@ def cli(
     services: Services,
     database_url: str,
     topics: Topics,
-) -> Cli:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", services.kafka_bootstrap_servers)
-    monkeypatch.setenv("STOCKWORKER_TOPIC_PREFIX", topics.prefix)
-    monkeypatch.setenv("STOCKWORKER_OPERATOR", "test-operator")
-    return Cli(capsys)
+) -> OperatorCli:
+    operator_environment(monkeypatch, services, database_url, topics)
+    return OperatorCli(capsys)
 
 
 def by_event_id(records: list[Received]) -> dict[bytes, Received]:
@@ -273,7 +251,7 @@ async def test_republish_repeats_the_original_events(
     worker: WorkerProcess,
     events: EventCollector,
     database_url: str,
-    cli: Cli,
+    cli: OperatorCli,
 ) -> None:
     bootstrap = services.kafka_bootstrap_servers
     plus_two = datetime.now(UTC).astimezone(UTC) + timedelta(hours=2)
@@ -415,7 +393,7 @@ async def test_seeding_writes_each_positions_current_snapshot_through_the_relay(
     worker: WorkerProcess,
     events: EventCollector,
     database_url: str,
-    cli: Cli,
+    cli: OperatorCli,
 ) -> None:
     bootstrap = services.kafka_bootstrap_servers
     await apply_commands(bootstrap, topics, events, stream(0))

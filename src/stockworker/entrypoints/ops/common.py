@@ -108,6 +108,24 @@ def _stopped(args: argparse.Namespace, out: _Watched, message: str, exit_code: i
     return exit_code
 
 
+_EXAMPLE_TIME = "2026-11-23T10:00:00+00:00"
+
+
+def parse_moment(text: str, option: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (or Z), given for `option`; BadInput else."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(
+            f"{option} {text!r} is not an ISO 8601 time (e.g. {_EXAMPLE_TIME})"
+        ) from None
+    if moment.tzinfo is None:
+        raise BadInput(
+            f"{option} {text!r} has no offset: give the time with its offset, e.g. {_EXAMPLE_TIME}"
+        )
+    return moment
+
+
 def add_output_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document on stdout (for scripts)"

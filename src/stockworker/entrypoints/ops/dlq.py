@@ -42,6 +42,7 @@ from stockworker.entrypoints.ops.common import (
     add_write_options,
     audited,
     fingerprint,
+    parse_moment,
     print_json,
 )
 from stockworker.service.dead_letter_triage import (
@@ -167,27 +168,18 @@ _AGO = re.compile(r"(\d+)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_time(text: str, now: datetime | None = None) -> datetime:
+def parse_time(text: str, option: str, now: datetime | None = None) -> datetime:
     """ISO 8601 with an offset (or Z), or a duration ago: 90s, 30m, 2h, 7d."""
     ago = _AGO.fullmatch(text.strip())
     if ago:
         amount, unit = int(ago.group(1)), ago.group(2)
         return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadInput(
-            f"{text!r} is not a time: give ISO 8601 with its offset "
-            "(2026-11-23T10:00:00+00:00) or a duration ago (30m, 2h, 7d)"
-        ) from None
-    if moment.tzinfo is None:
-        raise BadInput(f"{text!r} has no offset: give it, e.g. {text}+00:00")
-    return moment
+    return parse_moment(text, option)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
     if since is not None and until is not None and until <= since:
         raise BadInput(f"--until {args.until} is not after --since {args.since}")
     if args.source_partition is not None and args.source_partition < 0:

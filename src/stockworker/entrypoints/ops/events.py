@@ -24,6 +24,7 @@ from stockworker.entrypoints.ops.common import (
     add_write_options,
     audited,
     fingerprint,
+    parse_moment,
     print_json,
 )
 from stockworker.service.limits import record_limit
@@ -94,15 +95,7 @@ def register(sub: Any) -> None:
 
 
 def _moment(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"{option} {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise BadInput(f"{option} needs an offset, e.g. 2026-11-23T10:00:00+00:00")
-    return moment
+    return None if text is None else parse_moment(text, option)
 
 
 def selection_of(args: argparse.Namespace) -> Selection:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from stockworker.adapters.kafka.consumer_groups import (
@@ -30,6 +29,7 @@ from stockworker.entrypoints.ops.common import (
     add_write_options,
     audited,
     fingerprint,
+    parse_moment,
     print_json,
 )
 from stockworker.service.offset_plan import (
@@ -216,17 +216,7 @@ def _request(args: argparse.Namespace) -> ResetRequest:
     if partitions is not None and any(p < 0 for p in partitions):
         raise BadInput(f"--partition must be 0 or more, got {min(partitions)}")
     if args.to_datetime is not None:
-        try:
-            moment = datetime.fromisoformat(args.to_datetime)
-        except ValueError:
-            raise BadInput(
-                f"--to-datetime {args.to_datetime!r} is not an ISO 8601 time "
-                "(e.g. 2026-11-23T10:00:00+00:00)"
-            ) from None
-        if moment.tzinfo is None:
-            raise BadInput(
-                f"--to-datetime {args.to_datetime!r} has no offset (e.g. 2026-11-23T10:00:00+00:00)"
-            )
+        moment = parse_moment(args.to_datetime, "--to-datetime")
         return ResetRequest(ResetKind.TO_DATETIME, partitions, moment=moment)
     if args.to_offset is not None:
         offset, offsets = _offsets(args.to_offset)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -42,6 +41,7 @@ from stockworker.entrypoints.ops.common import (
     add_write_options,
     audited,
     fingerprint,
+    parse_moment,
     print_json,
 )
 from stockworker.service.batch_state import BatchReport
@@ -124,16 +124,6 @@ def _rate_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _moment(text: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"{option} {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise BadInput(f"{option}: give the time with its offset, e.g. 2026-11-23T10:00:00+00:00")
-    return moment
-
-
 def _check_replay_args(args: argparse.Namespace) -> None:
     by_offset = args.from_offset is not None or args.to_offset is not None
     by_time = args.since is not None or args.until is not None
@@ -177,16 +167,14 @@ class _Source:
 
 
 async def _ranges(
-    reader: TopicReader, topic: str, args: argparse.Namespace
+    reader: TopicReader, topic: str, args: argparse.Namespace, selection: Selection
 ) -> tuple[dict[int, tuple[int, int]], dict[int, PartitionBounds]]:
     """Per partition [start, end) within what the topic holds, and the topic's bounds."""
     try:
         bounds = await reader.bounds(topic, args.partition)
-        if args.since is not None:
-            since = _moment(args.since, "--since")
+        if (since := selection.since) is not None:
             start = await reader.offsets_at(topic, since, args.partition)
-            if args.until is not None:
-                until = _moment(args.until, "--until")
+            if (until := selection.until) is not None:
                 if until <= since:
                     raise BadInput("--until must be after --since")
                 end = await reader.offsets_at(topic, until, args.partition)
@@ -217,8 +205,8 @@ def _selection(args: argparse.Namespace) -> Selection:
         skus=frozenset(args.sku or ()),
         types=frozenset(args.type or ()),
         key=args.key.encode() if args.key is not None else None,
-        since=_moment(args.since, "--since") if args.since is not None else None,
-        until=_moment(args.until, "--until") if args.until is not None else None,
+        since=parse_moment(args.since, "--since") if args.since is not None else None,
+        until=parse_moment(args.until, "--until") if args.until is not None else None,
     )
 
 
@@ -312,7 +300,7 @@ async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
         pool = await _open(settings, settings.database_url, "DATABASE_URL")
         try:
             async with TopicReader(settings.kafka()) as reader:
-                ranges, _ = await _ranges(reader, topic, args)
+                ranges, _ = await _ranges(reader, topic, args, selection)
                 source = _Source(reader, topic)
                 plan = await make_plan(
                     in_order(source, ranges),
