@@ -223,18 +223,10 @@ async def build_runtime(
     return Runtime(consumer, expiry, relay, retention, pool)
 
 
-# Replay and rebuild (`stockworker replay`, `stockworker rebuild`): the worker's own
-# service over a unit of work the operator's command chooses, and a pool for a database
-# other than the configured one.
+# Replay and rebuild (`stockworker replay`, `stockworker rebuild`) use build_service over
+# a unit of work of their own, and a pool for a database other than the configured one.
 
 
 async def open_database_at(settings: Settings, database_url: str) -> asyncpg.Pool:
     """A pool for `database_url`, checked as the worker checks its own (migrations, locks)."""
     return await open_database(replace(settings, database_url=database_url))
-
-
-def build_replay_service(
-    settings: Settings, unit_of_work: UnitOfWorkFactory
-) -> CommandBatchService:
-    """The worker's CommandBatchService, with the worker's settings, over `unit_of_work`."""
-    return build_service(settings, unit_of_work)

@@ -16,6 +16,7 @@ import pytest
 from stockworker.domain.position import Position, PositionKey
 from stockworker.entrypoints.ops.replay import without_password
 from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.command_batch import decode_record as decode
 from stockworker.service.expiry import expiry_command
 from stockworker.service.loops import Backoff
 from stockworker.service.ports import (
@@ -37,7 +38,6 @@ from stockworker.service.replay import (
     WriteSink,
     Written,
     compare_positions,
-    decode,
     execute,
     in_order,
     make_plan,

@@ -61,16 +61,6 @@ class LedgerSettings:
     preferred_supplier: str | None
 
 
-SETTING_FIELDS = (
-    "min_quantity",
-    "max_quantity",
-    "low_stock_threshold",
-    "reorder_quantity",
-    "bin",
-    "preferred_supplier",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     sku: str

@@ -92,6 +92,7 @@ class BatchState:
 
     def apply(self, command: AnyCommand, outcome: Outcome) -> None:
         self.state.apply(outcome)
+        references = references_of(command)
         for change in outcome.positions:
             self.changed_positions[change.after.key] = change.after
             self.ledger.append(
@@ -100,7 +101,7 @@ class BatchState:
                     command.command_id,
                     command.type,
                     command.occurred_at,
-                    references_of(command),
+                    references,
                 )
             )
         if outcome.po_line is not None:

@@ -95,10 +95,7 @@ class CommandBatchService:
         return report
 
     def _decode(self, record: InboundRecord) -> Decoded:
-        unreadable = undecodable_headers(record.headers)
-        if unreadable is not None:
-            return unreadable
-        return decode_command(record.value, self._max_message_bytes)
+        return decode_record(record, self._max_message_bytes)
 
     def _within_lock_budget(self, entries: list[_Entry]) -> list[list[_Entry]]:
         """Consecutive runs of entries, each locking at most the budget."""
@@ -265,6 +262,14 @@ def _locks_of(item: Decoded) -> set[str]:
     if isinstance(item, (InvalidCommand, Undecodable)):
         return set()
     return set(lock_names(footprint(item)))
+
+
+def decode_record(record: InboundRecord, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Decoded:
+    """What the worker makes of a record: its header keys first, then its value."""
+    unreadable = undecodable_headers(record.headers)
+    if unreadable is not None:
+        return unreadable
+    return decode_command(record.value, max_bytes)
 
 
 def _at(record: InboundRecord) -> str:

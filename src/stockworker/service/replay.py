@@ -55,12 +55,11 @@ from stockworker.domain.decoding import (
     Decoded,
     InvalidCommand,
     Undecodable,
-    decode_command,
 )
 from stockworker.domain.footprint import Footprint, footprint
 from stockworker.domain.position import Position, PositionKey
 from stockworker.service.batch_state import BatchReport, lock_names
-from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.command_batch import CommandBatchService, decode_record
 from stockworker.service.expiry import expiry_command
 from stockworker.service.loops import Backoff, retry
 from stockworker.service.ports import (
@@ -70,7 +69,6 @@ from stockworker.service.ports import (
     StateChanges,
     UnitOfWorkFactory,
 )
-from stockworker.service.record_headers import undecodable_headers
 
 T = TypeVar("T")
 
@@ -85,14 +83,6 @@ CATEGORIES = (IN_INBOX, TO_APPLY, REPEATED, INVALID, UNDECODABLE, FILTERED_OUT)
 # A record of the commands topic with its timestamp (the broker's or the producer's).
 Timed = tuple[datetime, InboundRecord]
 Ranges = Mapping[int, tuple[int, int]]  # partition: [first offset, one past the last)
-
-
-def decode(record: InboundRecord, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Decoded:
-    """What the worker makes of the record (CommandBatchService decodes the same way)."""
-    unreadable = undecodable_headers(record.headers)
-    if unreadable is not None:
-        return unreadable
-    return decode_command(record.value, max_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +174,7 @@ async def make_plan(
     async for records in batches:
         commands: list[tuple[InboundRecord, AnyCommand]] = []
         for at, record in records:
-            decoded = decode(record, max_bytes)
+            decoded = decode_record(record, max_bytes)
             if not selection.wants(record, decoded, at):
                 plan.counts[FILTERED_OUT] += 1
             elif isinstance(decoded, Undecodable):
@@ -288,7 +278,7 @@ def _selected(
     """The records a replay feeds to the service: wanted and decodable."""
     out: list[tuple[InboundRecord, Decoded]] = []
     for at, record in records:
-        decoded = decode(record, max_bytes)
+        decoded = decode_record(record, max_bytes)
         if selection.wants(record, decoded, at) and not isinstance(decoded, Undecodable):
             out.append((record, decoded))
     return out

@@ -25,8 +25,12 @@ class LedgerReport:
     differences: dict[PositionKey, list[str]]
 
 
+# A connection of its own or one from a pool.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
 async def _entries_by_position(
-    conn: asyncpg.Connection,
+    conn: Connection,
 ) -> AsyncIterator[tuple[PositionKey, list[LedgerEntry]]]:
     """The whole ledger, one position at a time, read with a cursor (bounded memory).
 
@@ -46,7 +50,7 @@ async def _entries_by_position(
         yield key, entries
 
 
-async def check_ledger(conn: asyncpg.Connection) -> LedgerReport:
+async def check_ledger(conn: Connection) -> LedgerReport:
     """Recompute every position from the ledger and compare with the stored positions.
 
     Runs in one repeatable-read snapshot, so a running worker cannot cause false alarms.

@@ -567,7 +567,12 @@ async def _mark_resolved(
     count = len(outcome.sent)
     if audit_id is not None:
         try:
-            await _resolve(database_url, topics.dead_letters, outcome.sent, audit_id)
+            await _resolve(
+                database_url,
+                topics.dead_letters,
+                [(r.dead_letter, r.resolution, r.command_id) for r in outcome.sent],
+                audit_id,
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
         else:
@@ -670,14 +675,18 @@ async def _whole_original(
 
 
 async def _resolve(
-    database_url: str, topic: str, sent: Sequence[RedriveRecord], audit_id: int
+    database_url: str,
+    topic: str,
+    resolved: Sequence[tuple[tuple[int, int], str, UUID | None]],
+    audit_id: int,
 ) -> None:
+    """Records how these dead letters (place, resolution, command id) were dealt with."""
     conn = await asyncpg.connect(database_url)
     try:
         audit = OpsAudit(conn)
         async with conn.transaction():
-            for r in sent:
-                await audit.resolve(topic, *r.dead_letter, r.resolution, audit_id, r.command_id)
+            for (partition, offset), resolution, command_id in resolved:
+                await audit.resolve(topic, partition, offset, resolution, audit_id, command_id)
     finally:
         await conn.close()
 
@@ -779,16 +788,8 @@ async def _discard_async(
     if args.execute and chosen:
         if run.audit_id is None:  # the block above writes it, or raises
             raise RuntimeError("the discard's audit row was not written")
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            audit = OpsAudit(conn)
-            async with conn.transaction():
-                for partition, offset in chosen:
-                    await audit.resolve(
-                        topics.dead_letters, partition, offset, "discarded", run.audit_id
-                    )
-        finally:
-            await conn.close()
+        discarded = [(place, "discarded", None) for place in chosen]
+        await _resolve(settings.database_url, topics.dead_letters, discarded, run.audit_id)
     if args.json:
         print_json(
             {

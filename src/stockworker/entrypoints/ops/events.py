@@ -62,10 +62,7 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--since", metavar="TIME", help="occurred at or after (ISO 8601, offset)")
     parser.add_argument("--until", metavar="TIME", help="occurred before (ISO 8601, offset)")
-    parser.add_argument(
-        "--sku", action="append", metavar="SKU", help="only this SKU (repeatable; default all)"
-    )
-    parser.add_argument("--location", metavar="CODE", help="only this location (default all)")
+    _add_position_filter(parser)
     parser.add_argument(
         "--kind",
         action="append",
@@ -86,12 +83,16 @@ def register(sub: Any) -> None:
             "changed since have no snapshot. Prints the count unless --execute."
         ),
     )
-    seed.add_argument(
-        "--sku", action="append", metavar="SKU", help="only this SKU (repeatable; default all)"
-    )
-    seed.add_argument("--location", metavar="CODE", help="only this location (default all)")
+    _add_position_filter(seed)
     add_write_options(seed)
     seed.set_defaults(handler=_snapshot, since=None, until=None, kind=None)
+
+
+def _add_position_filter(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sku", action="append", metavar="SKU", help="only this SKU (repeatable; default all)"
+    )
+    parser.add_argument("--location", metavar="CODE", help="only this location (default all)")
 
 
 def _moment(text: str | None, option: str) -> datetime | None:

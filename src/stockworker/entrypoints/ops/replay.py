@@ -29,7 +29,7 @@ from stockworker.adapters.postgres.unit_of_work import (
     relay_running,
     rows_held,
 )
-from stockworker.bootstrap import backoff, build_replay_service, open_database_at
+from stockworker.bootstrap import backoff, build_service, open_database_at
 from stockworker.config import ConfigurationError, Settings
 from stockworker.entrypoints.ops.common import (
     EXIT_OK,
@@ -322,7 +322,9 @@ async def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
                 }
                 if not args.json:
                     _print_plan(topic, plan, plan_id)
-                return await _after_plan(settings, args, run, pool, source, plan, document)
+                return await _after_plan(
+                    settings, args, run, pool, source, selection, plan, document
+                )
         finally:
             await pool.close()
 
@@ -346,10 +348,10 @@ async def _after_plan(
     run: AuditRun,
     pool: asyncpg.Pool,
     source: _Source,
+    selection: Selection,
     plan: Plan,
     document: dict[str, Any],
 ) -> int:
-    selection = _selection(args)
     if args.what_if:
         try:
             report, written = await what_if(
@@ -357,7 +359,7 @@ async def _after_plan(
                 source,
                 selection,
                 RolledBack(pool),
-                partial(build_replay_service, settings),
+                partial(build_service, settings),
                 settings.max_locks_per_transaction,
                 settings.batch_size,
                 settings.max_message_bytes,
@@ -392,7 +394,7 @@ async def _after_plan(
             plan,
             source,
             selection,
-            build_replay_service(settings, RecordingUnitOfWorkFactory(pool, written)),
+            build_service(settings, RecordingUnitOfWorkFactory(pool, written)),
             PostgresInbox(pool),
             args.allow_reapply,
             Pace(args.rate),
@@ -408,11 +410,8 @@ async def _after_plan(
     progress.finish()
     run.counts.update({f"done_{k}": v for k, v in _report_document(report).items()})
     relaying = await relay_running(pool)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with pool.acquire() as conn:
         ledger = await check_ledger(conn)
-    finally:
-        await conn.close()
     document.update(
         executed=True,
         report=_report_document(report),
@@ -558,7 +557,7 @@ async def _rebuild_into(
             return EXIT_OK
         counted = _Counted()
         unit_of_work = RecordingUnitOfWorkFactory(target, counted, write_outbox=False)
-        service = build_replay_service(settings, unit_of_work)
+        service = build_service(settings, unit_of_work)
         progress = Progress("rebuild", total)
 
         report = await rebuild(
