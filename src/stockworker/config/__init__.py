@@ -36,6 +36,9 @@ class ConfigurationError(Unrecoverable):
 _ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    # OpenTelemetry's own names, which its SDK and collectors document.
+    "otel_exporter_otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "otel_service_name": "OTEL_SERVICE_NAME",
 }
 
 
@@ -60,6 +63,9 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "outbox_retention_hours": (0.0001, None),
     "retention_interval_seconds": (0.01, 86_400),
     "shutdown_grace_seconds": (0, 3_600),
+    "http_port": (0, 65_535),
+    "ready_max_outbox_age_seconds": (0.001, None),
+    "otel_sample_ratio": (0, 1),
 }
 
 
@@ -103,6 +109,16 @@ class Settings:
     retention_interval_seconds: float = 60.0
     # On SIGTERM: how long the batch in hand may take to finish and commit.
     shutdown_grace_seconds: float = 25.0
+    # Health, readiness, /metrics and the AsyncAPI page (docs/operations.md, "Observing
+    # it"); port 0 serves none of them.
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container's port is published by its runtime
+    http_port: int = 8080
+    # Readiness fails while the oldest unpublished outbox row is older than this.
+    ready_max_outbox_age_seconds: float = 60.0
+    # OpenTelemetry tracing: off unless an OTLP endpoint is given (e.g. http://collector:4318).
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = "stockworker"
+    otel_sample_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         for name, (low, high) in _BOUNDS.items():
