@@ -43,13 +43,14 @@ from stockworker.service.dead_letters import dead_letter
 from stockworker.service.id_rejections import invalid_command_result, reused_id_result
 from stockworker.service.messages import event_message, result_message
 from stockworker.service.ports import (
+    Headers,
     InboundRecord,
     OutboxMessage,
     StoredResult,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from stockworker.service.record_headers import undecodable_headers
+from stockworker.service.record_headers import trace_headers, undecodable_headers
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,8 @@ class CommandBatchService:
             elif isinstance(item, InvalidCommand):
                 self._invalid(batch, record, item, republish_duplicates)
             else:
-                self._command(batch, item, republish_duplicates)
+                trace = trace_headers(record.headers) if record is not None else ()
+                self._command(batch, item, republish_duplicates, trace)
         await uow.save(batch.changes())
         await uow.save_results(batch.new_results)
         await uow.append_outbox(batch.outbox)
@@ -225,10 +227,14 @@ class CommandBatchService:
             return
         # Not recorded in the inbox: a corrected command under this id is applied.
         raw = record.value if record is not None and record.value else b""
-        batch.outbox.append(result_message(invalid_command_result(item, raw), self._topics))
+        trace = trace_headers(record.headers) if record is not None else ()
+        result = invalid_command_result(item, raw)
+        batch.outbox.append(result_message(result, self._topics, trace))
         batch.rejected += 1
 
-    def _command(self, batch: BatchState, item: AnyCommand, republish: bool) -> None:
+    def _command(
+        self, batch: BatchState, item: AnyCommand, republish: bool, trace: Headers
+    ) -> None:
         fingerprint = command_fingerprint(item)
         prior = batch.stored.get(item.command_id)
         if prior is not None:
@@ -236,25 +242,25 @@ class CommandBatchService:
                 self._duplicate(batch, prior, republish)
             else:
                 refusal = reused_id_result(item, prior, fingerprint)
-                batch.outbox.append(result_message(refusal, self._topics))
+                batch.outbox.append(result_message(refusal, self._topics, trace))
                 batch.rejected += 1
             return
-        result = self._decide(batch, item)
+        result = self._decide(batch, item, trace)
         if is_rejection(result):
             batch.rejected += 1
         else:
             batch.applied += 1
-        message = result_message(result, self._topics)
+        message = result_message(result, self._topics, trace)
         batch.outbox.append(message)
         batch.stored[item.command_id] = StoredResult(item.command_id, message, fingerprint)
         batch.new_results.append(batch.stored[item.command_id])
 
-    def _decide(self, batch: BatchState, item: AnyCommand) -> EventDoc:
+    def _decide(self, batch: BatchState, item: AnyCommand, trace: Headers) -> EventDoc:
         decision = decide(batch.state, item, self._policy)
         result, events = outcome_events(item, decision)
         if isinstance(decision, Outcome):
             batch.apply(item, decision)
-        batch.outbox.extend(event_message(e, self._topics) for e in events)
+        batch.outbox.extend(event_message(e, self._topics, trace) for e in events)
         return result
 
 

@@ -7,23 +7,26 @@ from decimal import Decimal
 import orjson
 
 from stockworker.domain.outcome_events import EventDoc
-from stockworker.service.ports import OutboxMessage
+from stockworker.service.ports import Headers, OutboxMessage
 from stockworker.service.topics import Topics
 
 
-def event_message(event: EventDoc, topics: Topics) -> OutboxMessage:
-    """Stock events are keyed by SKU (per-SKU order), purchase-order events by po_number."""
+def event_message(event: EventDoc, topics: Topics, trace: Headers = ()) -> OutboxMessage:
+    """Stock events are keyed by SKU (per-SKU order), purchase-order events by po_number.
+
+    `trace`: the causing command's trace context headers (record_headers.trace_headers).
+    """
     kind: str = event["type"]
     if kind == "PurchaseOrderLineChanged":
         topic, key = topics.purchase_orders, event["po_number"]
     else:
         topic = topics.changed if kind == "StockChanged" else topics.low_stock
         key = event["sku"]
-    return _message(event, topic, key)
+    return _message(event, topic, key, trace)
 
 
-def result_message(result: EventDoc, topics: Topics) -> OutboxMessage:
-    return _message(result, topics.results, str(result["command_id"]))
+def result_message(result: EventDoc, topics: Topics, trace: Headers = ()) -> OutboxMessage:
+    return _message(result, topics.results, str(result["command_id"]), trace)
 
 
 def event_json(event: EventDoc) -> bytes:
@@ -40,11 +43,11 @@ def _decimal(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not part of an event document")
 
 
-def _message(event: EventDoc, topic: str, key: str) -> OutboxMessage:
+def _message(event: EventDoc, topic: str, key: str, trace: Headers) -> OutboxMessage:
     return OutboxMessage(
         event_id=event["event_id"],
         topic=topic,
         key=key.encode(),
         value=event_json(event),
-        headers=(("type", event["type"].encode()),),
+        headers=(("type", event["type"].encode()), *trace),
     )

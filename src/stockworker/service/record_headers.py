@@ -64,3 +64,31 @@ def printable_headers(headers: Headers) -> Headers:
             kept.append((INVALID_KEY_HEADER, base64.b64encode(raw)))
             kept.append((INVALID_VALUE_HEADER, value))
     return tuple(kept)
+
+
+# W3C Trace Context (https://www.w3.org/TR/trace-context/): a command's `traceparent`
+# (and `tracestate`) go onto every message it causes, so a trace runs from its publisher
+# through the worker to subscribers. Only well-sized values are carried: the rest of a
+# header is the publisher's business, and an event's size budget is not.
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+_TRACEPARENT_BYTES = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
+_TRACESTATE_MAX_BYTES = 512
+
+
+def trace_headers(headers: Headers) -> Headers:
+    """The record's trace context headers worth carrying on (the last of each), or ()."""
+    if not headers:
+        return ()
+    parent: bytes | None = None
+    state: bytes | None = None
+    for key, value in headers:
+        if key == TRACEPARENT and value is not None and len(value) == _TRACEPARENT_BYTES:
+            parent = value
+        elif key == TRACESTATE and value is not None and len(value) <= _TRACESTATE_MAX_BYTES:
+            state = value
+    if parent is None:
+        return ()
+    return (
+        ((TRACEPARENT, parent),) if state is None else ((TRACEPARENT, parent), (TRACESTATE, state))
+    )
