@@ -12,9 +12,20 @@ from decimal import Decimal
 from typing import Protocol
 
 import asyncpg
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client.registry import Collector
 
 from stockworker.adapters.kafka.command_consumer import CommandConsumer
 from stockworker.adapters.kafka.publisher import KafkaPublisher, is_unpublishable
+from stockworker.adapters.metrics import exposition
+from stockworker.adapters.metrics.collectors import (
+    ConsumerLagCollector,
+    MetricsRefresher,
+    OutboxCollector,
+    PoolCollector,
+)
+from stockworker.adapters.metrics.multiprocess import process_exited
+from stockworker.adapters.metrics.observer import PrometheusObserver
 from stockworker.adapters.postgres.errors import (
     describe_failure,
     is_configuration_error,
@@ -27,6 +38,7 @@ from stockworker.adapters.postgres.pool import create_pool
 from stockworker.adapters.postgres.retention import RetentionSweeper
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockworker.adapters.relay_process import RelayProcess
+from stockworker.adapters.tracing import CommandTracing, tracer_provider
 from stockworker.config import ConfigurationError, Settings
 from stockworker.config.kafka import KafkaConnection
 from stockworker.domain.decide import Policy
@@ -35,6 +47,7 @@ from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
 from stockworker.service.limits import record_limit
 from stockworker.service.loops import Backoff
+from stockworker.service.observation import Observer
 from stockworker.service.ports import UnitOfWorkFactory
 from stockworker.service.relay import OutboxRelay
 from stockworker.service.topics import Topics
@@ -58,6 +71,7 @@ class PostgresKafkaRelay(OutboxRelay):
         retry_max_seconds: float = 10.0,
         max_record_bytes: int = record_limit(DEFAULT_MAX_MESSAGE_BYTES),
         backoff: Backoff | None = None,
+        observer: Observer | None = None,
     ) -> None:
         super().__init__(
             open_session=lambda: PostgresOutboxSession.open(database_url),
@@ -67,16 +81,21 @@ class PostgresKafkaRelay(OutboxRelay):
             idle_poll_seconds=idle_poll_seconds,
             backoff=backoff or Backoff(min(0.1, retry_max_seconds), retry_max_seconds),
             describe_failure=describe_failure,
+            observer=observer or PrometheusObserver(),
         )
 
 
-def build_relay(settings: Settings) -> PostgresKafkaRelay:
+def build_relay(settings: Settings, observer: Observer | None = None) -> PostgresKafkaRelay:
+    """The relay, in the worker (STOCKWORKER_RELAY_INLINE) or as `stockworker relay`: its
+    metrics go to this process's instruments (in the worker's child process, to the
+    multiprocess directory the worker reads)."""
     return PostgresKafkaRelay(
         settings.database_url,
         settings.kafka(),
         batch_size=settings.relay_batch_size,
         max_record_bytes=record_limit(settings.max_message_bytes),
         backoff=backoff(settings),
+        observer=observer,
     )
 
 
@@ -98,6 +117,11 @@ class Runtime:
     relay: BackgroundPart | None = None
     retention: RetentionSweeper | None = None
     pool: asyncpg.Pool | None = None
+    # Refreshes the scrape-time metrics (lag, outbox) that /metrics renders.
+    metrics: BackgroundPart | None = None
+    scraped: tuple[Collector, ...] = ()
+    # Exports the spans of traced commands (None: tracing off).
+    tracing: TracerProvider | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     def start_background(self) -> None:
@@ -106,6 +130,7 @@ class Runtime:
             ("outbox-relay", self.relay),
             ("reservation-expiry", self.expiry),
             ("retention", self.retention),
+            ("metrics", self.metrics),
         )
         for name, part in parts:
             if part is not None:
@@ -113,12 +138,15 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop expiry and the relay (it flushes what is committed); close the pool."""
-        for part in (self.expiry, self.retention, self.relay):
+        for part in (self.expiry, self.retention, self.relay, self.metrics):
             if part is not None:
                 part.stop()
         for task in self._tasks:
             with contextlib.suppress(Exception):
                 await task
+        exposition.uninstall(*self.scraped)
+        if self.tracing is not None:
+            self.tracing.shutdown()  # exports what is still buffered
         if self.pool is not None:
             await self.pool.close()
 
@@ -158,6 +186,24 @@ async def open_database(settings: Settings) -> asyncpg.Pool:
     return pool
 
 
+def build_metrics(settings: Settings, pool: asyncpg.Pool) -> tuple[MetricsRefresher, PoolCollector]:
+    """The scrape-time collectors: lag and outbox are read by the refresher (a background
+    part, see adapters/metrics/collectors.py), the pool's figures at the scrape."""
+    lag = ConsumerLagCollector(
+        settings.kafka(), settings.group_id, Topics(settings.topic_prefix).commands
+    )
+    outbox = OutboxCollector(pool)
+    return MetricsRefresher([lag, outbox]), PoolCollector(pool)
+
+
+def build_tracing(settings: Settings) -> TracerProvider | None:
+    """The OpenTelemetry provider the broker's middleware and the consumer share, or None
+    when no OTLP endpoint is configured."""
+    return tracer_provider(
+        settings.otel_exporter_otlp_endpoint, settings.otel_service_name, settings.otel_sample_ratio
+    )
+
+
 def build_service(settings: Settings, unit_of_work: UnitOfWorkFactory) -> CommandBatchService:
     return CommandBatchService(
         unit_of_work,
@@ -178,12 +224,17 @@ async def build_runtime(
     *,
     unit_of_work: UnitOfWorkFactory | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    observer: Observer | None = None,
+    tracing: TracerProvider | None = None,
 ) -> Runtime:
     """The worker's parts, wired from `settings`.
 
-    Tests may substitute the unit of work (an in-memory store: no pool, relay or
-    retention sweep then) and the clock expiry reads, as cosmicpython's bootstrap does.
+    Tests may substitute the unit of work (an in-memory store: no pool, relay, retention
+    sweep or scrape-time metrics then), the clock expiry reads and the observer (by
+    default, Prometheus instruments), as cosmicpython's bootstrap does.
     """
+    exposition.check_multiprocess_mode()
+    observer = observer or PrometheusObserver()
     pool = None if unit_of_work is not None else await open_database(settings)
     if unit_of_work is None:
         assert pool is not None
@@ -198,29 +249,40 @@ async def build_runtime(
         # An expiry locks a position and a reservation.
         batch_size=min(500, settings.max_locks_per_transaction // 2),
         describe_failure=describe_failure,
+        observer=observer,
     )
     consumer = CommandConsumer(
         service,
         is_transient=is_transient,
         backoff=backoff(settings),
         describe_failure=describe_failure,
+        observer=observer,
+        tracing=CommandTracing(tracing) if tracing is not None else None,
     )
     if pool is None:
-        return Runtime(consumer, expiry)
+        return Runtime(consumer, expiry, tracing=tracing)
     retention = RetentionSweeper(
         pool,
         inbox_seconds=settings.inbox_retention_hours * 3600,
         outbox_seconds=settings.outbox_retention_hours * 3600,
         interval_seconds=settings.retention_interval_seconds,
+        observer=observer,
     )
     relay: BackgroundPart | None = None
     if settings.run_relay:
         relay = (
-            build_relay(settings)
+            build_relay(settings, observer)
             if settings.relay_inline
-            else RelayProcess(settings.shutdown_grace_seconds)
+            # Its metrics reach /metrics through the multiprocess directory.
+            else RelayProcess(settings.shutdown_grace_seconds, on_child_exit=process_exited)
         )
-    return Runtime(consumer, expiry, relay, retention, pool)
+    runtime = Runtime(consumer, expiry, relay, retention, pool, tracing=tracing)
+    if settings.http_port:  # /metrics is served
+        refresher, pool_gauges = build_metrics(settings, pool)
+        runtime.metrics = refresher
+        runtime.scraped = (*refresher.collectors, pool_gauges)
+        exposition.install(*runtime.scraped)
+    return runtime
 
 
 # Replay and rebuild (`stockworker replay`, `stockworker rebuild`) use build_service over

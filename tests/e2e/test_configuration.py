@@ -19,7 +19,13 @@ pytestmark = pytest.mark.e2e
 def run(command: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "stockworker", command],
-        env={**os.environ, "STOCKWORKER_TOPIC_PREFIX": f"cfg-{uuid.uuid4().hex[:6]}.", **env},
+        env={
+            **os.environ,
+            "STOCKWORKER_TOPIC_PREFIX": f"cfg-{uuid.uuid4().hex[:6]}.",
+            # No HTTP server: workers started here must not contend for port 8080.
+            "STOCKWORKER_HTTP_PORT": "0",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -56,15 +57,24 @@ async def test_postgres_down_under_load_pauses_retries_and_catches_up(
             await events.until(lambda c: len(c.results()) >= len(bodies) // 4, 120)
             services_script("stop-postgres")
             faults[f"PostgreSQL stopped {p.postgres_outage_seconds:.0f}s"] += 1
+            unready: dict[str, Any] | None = None
             try:
                 deadline = time.monotonic() + p.postgres_outage_seconds
                 while time.monotonic() < deadline:
                     await events.poll()  # keep reading; the worker must stay up meanwhile
                     assert worker.alive(), worker.logs()[-2000:]
+                    if unready is None:  # /health/ready answers (in ~2 s) while PG is down
+                        status, body = worker.readiness(timeout=5)
+                        if status == 503 and not body["checks"]["database"]["ok"]:
+                            unready = body
             finally:
                 services_script("start-postgres")
+            assert unready is not None, "never unready (database) while PostgreSQL was down"
+            assert unready["status"] == "unready"
             await feeder
             await wait_for_results(events, setup + bodies, 300)
+            ready = worker.wait_ready(60)  # and ready again once it is back
+            assert all(check["ok"] for check in ready["checks"].values()), ready
         assert worker.alive()
     finally:
         assert worker.stop() == 0

@@ -37,8 +37,13 @@ def _die_with_parent() -> None:
 
 
 class RelayProcess:
-    def __init__(self, grace_seconds: float) -> None:
+    def __init__(
+        self, grace_seconds: float, on_child_exit: Callable[[int], None] = lambda pid: None
+    ) -> None:
+        """`on_child_exit` is given the child's pid once it has exited (its metrics'
+        live gauges are then dropped: adapters/metrics/multiprocess.py)."""
         self._grace = grace_seconds
+        self._on_child_exit = on_child_exit
         self._stop = Stop()
         self._on_exit: Callable[[int], None] = lambda code: None
 
@@ -56,6 +61,15 @@ class RelayProcess:
             sys.executable, "-m", "stockworker", "relay", preexec_fn=_die_with_parent
         )
         exited = asyncio.ensure_future(process.wait())
+        try:
+            await self._watch(process, exited)
+        finally:
+            if exited.done():
+                self._on_child_exit(process.pid)
+
+    async def _watch(
+        self, process: asyncio.subprocess.Process, exited: asyncio.Future[int]
+    ) -> None:
         while not exited.done():
             if await self._stop.wait(0.5):
                 break

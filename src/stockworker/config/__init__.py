@@ -111,7 +111,8 @@ class Settings:
     shutdown_grace_seconds: float = 25.0
     # Health, readiness, /metrics and the AsyncAPI page (docs/operations.md, "Observing
     # it"); port 0 serves none of them.
-    http_host: str = "0.0.0.0"  # noqa: S104 - a container's port is published by its runtime
+    # All interfaces: in a container the runtime decides what is published.
+    http_host: str = "0.0.0.0"
     http_port: int = 8080
     # Readiness fails while the oldest unpublished outbox row is older than this.
     ready_max_outbox_age_seconds: float = 60.0

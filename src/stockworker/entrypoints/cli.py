@@ -44,12 +44,20 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from stockworker.entrypoints.runner import run_service
-    from stockworker.entrypoints.worker import WorkerExit, create_app
+    from stockworker.adapters.metrics import multiprocess
 
-    ending = WorkerExit()
-    run_service(create_app(settings, ending).run())
-    return ending.code
+    # Before prometheus_client is imported: the relay's child process reports its metrics
+    # through this directory (PROMETHEUS_MULTIPROC_DIR, a fresh private one unless set).
+    metrics_directory = multiprocess.prepare()
+    try:
+        from stockworker.entrypoints.runner import run_service
+        from stockworker.entrypoints.worker import WorkerExit, create_app
+
+        ending = WorkerExit()
+        run_service(create_app(settings, ending).run())
+        return ending.code
+    finally:
+        metrics_directory.close()
 
 
 def _relay(settings: Settings, _args: argparse.Namespace) -> int:
@@ -112,6 +120,13 @@ def _demo(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(settings))
 
 
+def _top(settings: Settings, args: argparse.Namespace) -> int:
+    from stockworker.entrypoints.top import run_top
+
+    url = args.url or f"http://127.0.0.1:{settings.http_port or 8080}/metrics"
+    return run_top(url, args.interval, args.once)
+
+
 COMMANDS = {
     "migrate": (_migrate, "apply database migrations (run as the schema owner)"),
     "topics": (_topics, "create the Kafka topics of the contract"),
@@ -123,6 +138,7 @@ COMMANDS = {
     "as-of": (_as_of, "print a position's quantities at a moment (from the ledger)"),
     "outbox": (_outbox, "outbox rows the relay parked: `parked` lists them, `retry ID` re-queues"),
     "demo": (_demo, "feed a short demo stream to a running worker and print its events"),
+    "top": (_top, "live terminal view of a worker's /metrics: throughput, lag, backlog"),
 }
 
 
@@ -150,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "retry", help="re-queue parked rows once their cause is fixed"
             )
             retry.add_argument("ids", metavar="ID", type=int, nargs="+")
+        if name == "top":
+            from stockworker.entrypoints.top import add_arguments
+
+            add_arguments(p)
         if name == "schemas":
             p.add_argument("--out", default="schemas")
             p.add_argument("--check", action="store_true", help="fail if files differ")

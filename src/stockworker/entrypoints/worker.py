@@ -3,25 +3,39 @@
 Kafka records reach the handler untouched (a custom parser and decoder skip
 FastStream's own decoding, which would fail on non-UTF-8 headers), in batches,
 with manual acknowledgement: offsets are committed by CommandConsumer.
+
+The application is FastStream's ASGI one: uvicorn serves its health, metrics and
+AsyncAPI routes (entrypoints/http.py) on STOCKWORKER_HTTP_PORT (0: none). `WorkerApp.run`
+keeps the worker's own lifecycle: SIGTERM or SIGINT finishes and commits the batch in
+hand, stops the relay child, and only then stops the HTTP server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from faststream import AckPolicy, Context, FastStream
+from faststream import AckPolicy, Context
+from faststream.asgi import AsgiFastStream, AsyncAPIRoute
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
+from opentelemetry.sdk.trace import TracerProvider
 
 from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
+from stockworker.adapters.readiness import Readiness
 from stockworker.adapters.relay_process import RelayProcess
-from stockworker.bootstrap import Runtime, build_runtime
+from stockworker.bootstrap import Runtime, build_runtime, build_tracing
 from stockworker.config import Settings
+from stockworker.entrypoints.http import ContractSpecification, HttpServer, health_routes
 from stockworker.entrypoints.runner import settle_heap
 from stockworker.service.topics import Topics
 
@@ -53,22 +67,32 @@ async def _no_decode(_message: StreamMessage[Any], _original: Any) -> None:
     return None
 
 
-def _broker(settings: Settings) -> GuardedKafkaBroker:
+def _broker(settings: Settings, tracing: TracerProvider | None) -> GuardedKafkaBroker:
+    from stockworker.adapters.metrics.broker import broker_metrics_middleware
+
     kafka = settings.kafka()
     # graceful_timeout: on shutdown the broker waits this long for the batch in hand, so
     # it is finished and its offsets committed rather than redone after the restart.
     # Per-batch "Received"/"Processed" lines only at DEBUG: at thousands of commands a
-    # second they would drown the log.
+    # second they would drown the log. FastStream's Prometheus middleware counts the
+    # records of each batch and their bytes (faststream_received_messages_*). With tracing
+    # on, its telemetry middleware gives each batch a span (adapters/tracing.py).
+    middlewares: list[Any] = [broker_metrics_middleware()]
+    if tracing is not None:
+        middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracing))
     return GuardedKafkaBroker(
         kafka.bootstrap_servers,
         security=kafka.security(),
         graceful_timeout=settings.shutdown_grace_seconds,
         logger=log,
         log_level=logging.DEBUG,
+        middlewares=middlewares,
     )
 
 
-def _subscribe(broker: GuardedKafkaBroker, settings: Settings, state: dict[str, Runtime]) -> None:
+def _subscribe(
+    broker: GuardedKafkaBroker, settings: Settings, state: dict[str, Runtime]
+) -> BatchSubscriber:
     """The commands subscriber: raw batches, offsets committed by CommandConsumer."""
     subscriber = broker.subscriber(
         Topics(settings.topic_prefix).commands,
@@ -89,6 +113,8 @@ def _subscribe(broker: GuardedKafkaBroker, settings: Settings, state: dict[str, 
         assert subscriber.consumer is not None
         await state["runtime"].consumer.handle(message.raw_message, subscriber.consumer)
 
+    return subscriber
+
 
 @dataclass
 class WorkerExit:
@@ -97,11 +123,88 @@ class WorkerExit:
     code: int = 0
 
 
-def create_app(settings: Settings, ending: WorkerExit | None = None) -> FastStream:
-    broker = _broker(settings)
+class WorkerApp(AsgiFastStream):
+    """FastStream's ASGI application, run by the worker itself rather than by uvicorn's
+    lifespan: uvicorn only serves the routes (see the module's doc)."""
+
+    def __init__(
+        self,
+        broker: GuardedKafkaBroker,
+        settings: Settings,
+        readiness: Readiness,
+    ) -> None:
+        super().__init__(
+            broker,
+            logger=log,
+            asgi_routes=health_routes(readiness),
+            specification=ContractSpecification(),
+            asyncapi_path=AsyncAPIRoute("/asyncapi", try_it_out_path=None),
+        )
+        self.settings = settings
+        self.readiness = readiness
+        self._exit_requested = asyncio.Event()
+
+    def exit(self) -> None:
+        """Stop as SIGTERM does: the batch in hand finishes and commits first."""
+        self._exit_requested.set()
+
+    async def run(
+        self,
+        log_level: int = logging.INFO,
+        run_extra_options: dict[str, Any] | None = None,
+    ) -> None:
+        # Bound first: a port in use stops start-up before anything else runs.
+        http = (
+            HttpServer(self, self.settings.http_host, self.settings.http_port)
+            if self.settings.http_port
+            else None
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.exit)
+        try:
+            if http is not None:
+                http.start()
+            await self._run_until_exit(log_level, run_extra_options or {})
+        finally:
+            if http is not None:
+                await http.stop()
+            await self.readiness.close()
+
+    async def _run_until_exit(self, log_level: int, run_extra_options: dict[str, Any]) -> None:
+        """FastStream's own run loop, as `FastStream.run` has it, but signal-driven:
+        a start-up failure is raised; an exit asked for during start-up cancels it."""
+        starting = asyncio.create_task(self._startup(log_level, run_extra_options))
+        exit_requested = asyncio.create_task(self._exit_requested.wait())
+        try:
+            await asyncio.wait({starting, exit_requested}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()
+                await exit_requested
+            else:
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+        finally:
+            exit_requested.cancel()
+        await self._shutdown(log_level)
+
+
+def create_app(settings: Settings, ending: WorkerExit | None = None) -> WorkerApp:
+    tracing = build_tracing(settings)
+    broker = _broker(settings, tracing)
     state: dict[str, Runtime] = {}
-    _subscribe(broker, settings, state)
-    app = FastStream(broker, logger=log)
+    subscriber = _subscribe(broker, settings, state)
+    commands = Topics(settings.topic_prefix).commands
+    readiness = Readiness(
+        broker,
+        lambda: subscriber.consumer,
+        kafka=settings.kafka(),
+        topic=commands,
+        group_id=settings.group_id,
+        max_outbox_age_seconds=settings.ready_max_outbox_age_seconds,
+    )
+    app = WorkerApp(broker, settings, readiness)
     outcome = ending or WorkerExit()
 
     def relay_exited(code: int) -> None:
@@ -111,17 +214,18 @@ def create_app(settings: Settings, ending: WorkerExit | None = None) -> FastStre
 
     @app.on_startup
     async def start() -> None:
-        runtime = await build_runtime(settings)
+        runtime = await build_runtime(settings, tracing=tracing)
         state["runtime"] = runtime
+        readiness.attach_pool(runtime.pool)
         if isinstance(runtime.relay, RelayProcess):
             runtime.relay.on_unexpected_exit(relay_exited)
         settle_heap()
         runtime.start_background()
-        commands = Topics(settings.topic_prefix).commands
         log.info("stockworker consuming %s as group %s", commands, settings.group_id)
 
     @app.on_shutdown
     async def stop_consuming() -> None:
+        readiness.stopping()
         # Ends any retry loop at once; the batch in hand stays uncommitted and is redone.
         if "runtime" in state:
             state["runtime"].consumer.stop()

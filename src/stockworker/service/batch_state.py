@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -20,12 +21,26 @@ from stockworker.service.ports import OutboxMessage, StateChanges, StoredResult
 MAX_LOCKS_PER_COMMAND = 3
 
 
+# A command's outcome, for metrics: (command type, outcome, code). The type is "unknown"
+# for a record that could not be decoded; the code is the rejection's reason code or the
+# dead letter's code, "" for accepted commands and duplicates.
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+DUPLICATE = "duplicate"
+DEAD_LETTERED = "dead_lettered"
+UNKNOWN_TYPE = "unknown"
+OutcomeKey = tuple[str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class BatchReport:
     applied: int = 0
     rejected: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    # How many commands had each outcome, by (type, outcome, code). Not compared: two
+    # reports with the same totals are equal.
+    outcomes: Counter[OutcomeKey] = field(default_factory=Counter, compare=False, repr=False)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -33,6 +48,7 @@ class BatchReport:
             self.rejected + other.rejected,
             self.duplicates + other.duplicates,
             self.dead_lettered + other.dead_lettered,
+            self.outcomes + other.outcomes,
         )
 
 
@@ -89,6 +105,24 @@ class BatchState:
     rejected: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    outcomes: Counter[OutcomeKey] = field(default_factory=Counter)
+
+    # One of these per command: its total and its (type, outcome, code) count.
+    def count_accepted(self, command_type: str) -> None:
+        self.applied += 1
+        self.outcomes[command_type, ACCEPTED, ""] += 1
+
+    def count_rejected(self, command_type: str, code: str) -> None:
+        self.rejected += 1
+        self.outcomes[command_type, REJECTED, code] += 1
+
+    def count_duplicate(self, command_type: str) -> None:
+        self.duplicates += 1
+        self.outcomes[command_type, DUPLICATE, ""] += 1
+
+    def count_dead_letter(self, code: str, command_type: str = UNKNOWN_TYPE) -> None:
+        self.dead_lettered += 1
+        self.outcomes[command_type, DEAD_LETTERED, code] += 1
 
     def apply(self, command: AnyCommand, outcome: Outcome) -> None:
         self.state.apply(outcome)
@@ -121,4 +155,6 @@ class BatchState:
         )
 
     def report(self) -> BatchReport:
-        return BatchReport(self.applied, self.rejected, self.duplicates, self.dead_lettered)
+        return BatchReport(
+            self.applied, self.rejected, self.duplicates, self.dead_lettered, self.outcomes
+        )

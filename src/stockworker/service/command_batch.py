@@ -15,10 +15,11 @@ Order of work, and why:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from stockworker.contract.codes import DeadLetterCode
+from stockworker.contract.codes import DeadLetterCode, RejectionCode
 from stockworker.contract.commands import AnyCommand
 from stockworker.domain.decide import Policy, decide
 from stockworker.domain.decoding import (
@@ -33,7 +34,9 @@ from stockworker.domain.idempotency import command_fingerprint, same_command
 from stockworker.domain.outcome import Outcome
 from stockworker.domain.outcome_events import EventDoc, is_rejection, outcome_events
 from stockworker.service.batch_state import (
+    DEAD_LETTERED,
     MAX_LOCKS_PER_COMMAND,
+    UNKNOWN_TYPE,
     BatchReport,
     BatchState,
     lock_names,
@@ -142,7 +145,7 @@ class CommandBatchService:
                 reason,
                 extra=_context(entries[0]),
             )
-            return await self._dead_letter_failure(record, reason)
+            return await self._dead_letter_failure(record, reason, _type_of(entries[0][1]))
         log.warning(
             "batch of %d failed permanently (%s); one by one now",
             len(entries),
@@ -154,7 +157,9 @@ class CommandBatchService:
             report += await self._apply_or_split([entry])
         return report
 
-    async def _dead_letter_failure(self, record: InboundRecord, reason: str) -> BatchReport:
+    async def _dead_letter_failure(
+        self, record: InboundRecord, reason: str, command_type: str
+    ) -> BatchReport:
         code = DeadLetterCode.PROCESSING_FAILED
         try:
             await self._append(self._dead_letter(record, code, reason[:500]))
@@ -169,7 +174,9 @@ class CommandBatchService:
             )
             bare = replace(record, headers=())
             await self._append(self._dead_letter(bare, code, reason[:500]))
-        return BatchReport(dead_lettered=1)
+        return BatchReport(
+            dead_lettered=1, outcomes=Counter({(command_type, DEAD_LETTERED, code.value): 1})
+        )
 
     def _dead_letter(self, record: InboundRecord, code: DeadLetterCode, why: str) -> OutboxMessage:
         return dead_letter(record, code, why, self._topics, self._max_message_bytes)
@@ -199,7 +206,7 @@ class CommandBatchService:
             if isinstance(item, Undecodable):
                 assert record is not None
                 batch.outbox.append(self._dead_letter(record, item.code, item.message))
-                batch.dead_lettered += 1
+                batch.count_dead_letter(item.code.value)
             elif isinstance(item, InvalidCommand):
                 self._invalid(batch, record, item, republish_duplicates)
             else:
@@ -210,11 +217,13 @@ class CommandBatchService:
         await uow.append_outbox(batch.outbox)
         return batch.report()
 
-    def _duplicate(self, batch: BatchState, prior: StoredResult, republish: bool) -> None:
+    def _duplicate(
+        self, batch: BatchState, prior: StoredResult, republish: bool, command_type: str
+    ) -> None:
         """A redelivery: the stored result again, nothing else."""
         if republish:
             batch.outbox.append(prior.result)
-        batch.duplicates += 1
+        batch.count_duplicate(command_type)
 
     def _invalid(
         self, batch: BatchState, record: InboundRecord | None, item: InvalidCommand, republish: bool
@@ -223,14 +232,14 @@ class CommandBatchService:
         if prior is not None:
             # Taken as a redelivery: the rules the id was applied under may have been
             # more lenient than today's.
-            self._duplicate(batch, prior, republish)
+            self._duplicate(batch, prior, republish, item.command_type)
             return
         # Not recorded in the inbox: a corrected command under this id is applied.
         raw = record.value if record is not None and record.value else b""
         trace = trace_headers(record.headers) if record is not None else ()
         result = invalid_command_result(item, raw)
         batch.outbox.append(result_message(result, self._topics, trace))
-        batch.rejected += 1
+        batch.count_rejected(item.command_type, RejectionCode.INVALID_COMMAND.value)
 
     def _command(
         self, batch: BatchState, item: AnyCommand, republish: bool, trace: Headers
@@ -239,17 +248,17 @@ class CommandBatchService:
         prior = batch.stored.get(item.command_id)
         if prior is not None:
             if same_command(prior.fingerprint, fingerprint):
-                self._duplicate(batch, prior, republish)
+                self._duplicate(batch, prior, republish, item.type)
             else:
                 refusal = reused_id_result(item, prior, fingerprint)
                 batch.outbox.append(result_message(refusal, self._topics, trace))
-                batch.rejected += 1
+                batch.count_rejected(item.type, RejectionCode.COMMAND_ID_REUSED.value)
             return
         result = self._decide(batch, item, trace)
         if is_rejection(result):
-            batch.rejected += 1
+            batch.count_rejected(item.type, str(result["reason_code"]))
         else:
-            batch.applied += 1
+            batch.count_accepted(item.type)
         message = result_message(result, self._topics, trace)
         batch.outbox.append(message)
         batch.stored[item.command_id] = StoredResult(item.command_id, message, fingerprint)
@@ -262,6 +271,15 @@ class CommandBatchService:
             batch.apply(item, decision)
         batch.outbox.extend(event_message(e, self._topics, trace) for e in events)
         return result
+
+
+def _type_of(item: Decoded) -> str:
+    """The command type, as far as the record tells it (metrics)."""
+    if isinstance(item, Undecodable):
+        return UNKNOWN_TYPE
+    if isinstance(item, InvalidCommand):
+        return item.command_type
+    return item.type
 
 
 def _locks_of(item: Decoded) -> set[str]:

@@ -22,6 +22,7 @@ from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
 from stockworker.service.batch_state import BatchReport
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.loops import Stop, log_failure, repeat
+from stockworker.service.observation import NO_OBSERVER, RESERVATION_EXPIRY, Observer
 from stockworker.service.ports import DueReservation, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,10 @@ class ReservationExpiry:
         interval_seconds: float = 5.0,
         batch_size: int = 500,
         describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._observer = observer
         self._service = service
         self._clock = clock
         self._is_transient = is_transient
@@ -120,6 +123,7 @@ class ReservationExpiry:
 
     async def _sweep_and_say(self) -> None:
         report = await self.sweep()
+        self._observer.swept(RESERVATION_EXPIRY, report.applied)
         if report.applied:
             log.info("expired %d reservations", report.applied)
 
@@ -128,7 +132,9 @@ class ReservationExpiry:
             self._sweep_and_say,
             interval_seconds=self._interval,
             stop=self._stop,
-            on_error=log_failure("reservation expiry", self._is_transient, self._describe),
+            on_error=log_failure(
+                "reservation expiry", self._is_transient, self._describe, self._observer.retried
+            ),
         )
 
     def stop(self) -> None:

@@ -65,9 +65,11 @@ async def retry(
     what: str,
     stop: Stop | None = None,
     describe: Callable[[BaseException], str] = repr,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> T | None:
-    """`operation` until it succeeds. A failure `retry_on` accepts is logged and tried
-    again after a pause; any other is raised. None when stopped before it succeeded."""
+    """`operation` until it succeeds. A failure `retry_on` accepts is logged (and handed
+    to `on_retry`) and tried again after a pause; any other is raised. None when stopped
+    before it succeeded."""
     pauses = backoff.pauses()
     while True:
         try:
@@ -79,6 +81,8 @@ async def retry(
                 return None
             pause = next(pauses)
             log.warning("transient failure %s, retrying in %.2fs: %s", what, pause, describe(exc))
+            if on_retry is not None:
+                on_retry(exc)
             if stop is None:
                 await asyncio.sleep(pause)
             elif await stop.wait(pause):
@@ -106,10 +110,14 @@ def log_failure(
     what: str,
     is_transient: Callable[[BaseException], bool],
     describe: Callable[[BaseException], str],
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> Callable[[Exception], None]:
-    """An `on_error` for `repeat` that says whether the next round may cure it."""
+    """An `on_error` for `repeat` that says whether the next round may cure it (and
+    hands the failure to `on_retry`: the next round is its retry)."""
 
     def on_error(exc: Exception) -> None:
+        if on_retry is not None:
+            on_retry(exc)
         if is_transient(exc):
             log.warning("%s: transient failure %s", what, describe(exc))
         else:

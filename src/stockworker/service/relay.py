@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from stockworker.faults import crash_point
 from stockworker.service.limits import published_size
 from stockworker.service.loops import Backoff, Stop, Unrecoverable, retry
+from stockworker.service.observation import NO_OBSERVER, Observer
 from stockworker.service.ports import (
     NotSent,
     OutboxMessage,
@@ -62,6 +63,7 @@ class OutboxRelay:
         backoff: Backoff | None = None,
         describe_failure: Callable[[BaseException], str] = repr,
         snapshots: Callable[[list[OutboxMessage]], dict[int, OutboxMessage]] = latest_snapshots,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self._open_session = open_session
         self._new_publisher = new_publisher
@@ -71,6 +73,7 @@ class OutboxRelay:
         self._backoff = backoff or Backoff()
         self._describe = describe_failure
         self._snapshots = snapshots
+        self._observer = observer
         self._stop = Stop()
         self._publisher: Publisher | None = None
         self._connected = False
@@ -94,6 +97,7 @@ class OutboxRelay:
                 what="in the outbox relay",
                 stop=self._stop,
                 describe=self._describe,
+                on_retry=self._observer.retried,
             )
 
     def _worth_retrying(self, exc: BaseException) -> bool:
@@ -101,6 +105,7 @@ class OutboxRelay:
 
     async def _run_once(self) -> None:
         session: OutboxSession | None = None
+        leading = False
         try:
             # Built first: a publisher that cannot be built (a missing CA file) then
             # leaves no database session behind.
@@ -112,6 +117,8 @@ class OutboxRelay:
                     return
             await self._publisher.start()
             log.info("outbox relay leading")
+            leading = True
+            self._observer.relay_leading(True)
             while not self._stop.is_set():
                 if await self._publish_batch(session) == 0:
                     await session.wait_for_rows(self._idle_poll_seconds)
@@ -119,6 +126,8 @@ class OutboxRelay:
             while await self._publish_batch(session):
                 pass
         finally:
+            if leading:
+                self._observer.relay_leading(False)
             await self._stop_publisher()
             if session is not None:
                 with contextlib.suppress(Exception):
@@ -145,8 +154,12 @@ class OutboxRelay:
             return 0
         messages = [p.message for p in pending]
         snapshots = self._snapshots(messages)
+        published: Counter[str] = Counter()
         if snapshots:
             snapshot_errors = await self._publisher.publish(list(snapshots.values()))
+            for snapshot, error in zip(snapshots.values(), snapshot_errors, strict=True):
+                if error is None:
+                    published[snapshot.topic] += 1
             if any(e is not None for e in snapshot_errors):
                 log.warning(
                     "outbox relay: %d of %d snapshots not acknowledged; sending the batch's "
@@ -155,6 +168,7 @@ class OutboxRelay:
                     len(snapshots),
                     len(pending),
                 )
+                self._observer.events_published(published)
                 await self._publish_one_at_a_time(session, pending)
                 return len(pending)
         # Snapshot rows went out with the snapshots (or a later snapshot superseded them).
@@ -163,6 +177,9 @@ class OutboxRelay:
         answers = await self._publisher.publish([messages[i] for i in rest])
         for i, answer in zip(rest, answers, strict=True):
             errors[i] = answer
+            if answer is None:
+                published[messages[i].topic] += 1
+        self._observer.events_published(published)
         crash_point("relay-after-publish")
         acknowledged = [p.id for p, error in zip(pending, errors, strict=True) if error is None]
         await session.delete_published(acknowledged)
@@ -196,20 +213,28 @@ class OutboxRelay:
         """
         publisher = await self._fresh_publisher()
         snapshots = self._snapshots([row.message for row in rows])
-        for i, row in enumerate(rows):
-            error: Exception | None = None
-            if i in snapshots:
-                [error] = await publisher.publish([snapshots[i]])
-            if error is None and not is_snapshot_row(row.message):
-                [error] = await publisher.publish([row.message])
-            if error is None:
-                await session.delete_published([row.id])
-                self.published += 1
-                continue
-            if not self._is_unpublishable(error):
-                raise error
-            await self._park(session, row, error)
-            publisher = await self._fresh_publisher()
+        published: Counter[str] = Counter()
+        try:
+            for i, row in enumerate(rows):
+                error: Exception | None = None
+                if i in snapshots:
+                    [error] = await publisher.publish([snapshots[i]])
+                    if error is None:
+                        published[snapshots[i].topic] += 1
+                if error is None and not is_snapshot_row(row.message):
+                    [error] = await publisher.publish([row.message])
+                    if error is None:
+                        published[row.message.topic] += 1
+                if error is None:
+                    await session.delete_published([row.id])
+                    self.published += 1
+                    continue
+                if not self._is_unpublishable(error):
+                    raise error
+                await self._park(session, row, error)
+                publisher = await self._fresh_publisher()
+        finally:
+            self._observer.events_published(published)
 
     async def _park(self, session: OutboxSession, row: PendingMessage, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"

@@ -9,15 +9,18 @@ jitter, without committing and without dead-lettering.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from stockworker.adapters.tracing import BatchTracing, NoTracing
 from stockworker.faults import crash_point
 from stockworker.service.batch_state import BatchReport
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.loops import Backoff, Stop, retry
+from stockworker.service.observation import NO_OBSERVER, Observer
 from stockworker.service.ports import InboundRecord
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,12 @@ class CommandConsumer:
         is_transient: Callable[[BaseException], bool],
         backoff: Backoff | None = None,
         describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
+        observer: Observer = NO_OBSERVER,
+        tracing: BatchTracing | None = None,
     ) -> None:
         self._service = service
+        self._observer = observer
+        self._tracing = tracing or NoTracing()
         self._is_transient = is_transient
         self._describe = describe_failure
         self._backoff = backoff or Backoff()
@@ -87,27 +94,31 @@ class CommandConsumer:
     ) -> None:
         if not records:
             return
-        batch = [inbound(r) for r in records]
+        batch, spans = self._tracing.begin([inbound(r) for r in records])
         try:
             report = await retry(
-                lambda: self._service.process(batch),
+                lambda: self._apply(batch),
                 retry_on=self._is_transient,
                 backoff=self._backoff,
                 what="applying a batch",
                 stop=self._stop,
                 describe=self._describe,
+                on_retry=self._observer.retried,
             )
         except Exception as exc:
             # Nothing of this batch may be skipped: rewind so it is fetched again, after a
             # pause so that an unexpected, repeating failure cannot spin the CPU.
+            self._tracing.end(spans, exc)
             reason = self._describe(exc)
             log.error("unexpected failure applying a batch (%s); it will be retried", reason)
             self._rewind(records, consumer)
             await self._stop.wait(self._backoff.max_seconds)
             return
-        except BaseException:
+        except BaseException as exc:
+            self._tracing.end(spans, exc)
             self._rewind(records, consumer)
             raise
+        self._tracing.end(spans)
         if report is None:  # stopping before it could be applied: leave it uncommitted
             self._rewind(records, consumer)
             return
@@ -116,6 +127,13 @@ class CommandConsumer:
         # Not awaited: the next batch is applied while the commit travels. It is asked
         # for only now, after the database commit; a lost one means records come again.
         consumer.commit_in_background(next_offsets(records))
+
+    async def _apply(self, batch: list[InboundRecord]) -> BatchReport:
+        """One attempt at the batch, timed (the transaction's commit included)."""
+        started = time.perf_counter()
+        report = await self._service.process(batch)
+        self._observer.batch_applied(report, len(batch), time.perf_counter() - started)
+        return report
 
     @staticmethod
     def _rewind(records: Sequence[ConsumerRecord[Any, Any]], consumer: BatchConsumer) -> None:

@@ -172,6 +172,12 @@ REPUBLISH_RESULTS = _select(
 )
 SNAPSHOT_POSITION_KEYS = _sql("snapshot_position_keys")
 
+# Metrics (and readiness): the outbox's backlog, its oldest row's age, parked rows.
+OUTBOX_STATS = _sql("outbox_stats")
+
+# Readiness (/health/ready): the database answers and is not a standby.
+READINESS_PROBE = _sql("readiness_probe")
+
 # Migrations.
 CREATE_MIGRATIONS_TABLE = _sql("create_migrations_table")
 APPLIED_MIGRATIONS = _sql("applied_migrations")

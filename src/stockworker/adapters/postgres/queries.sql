@@ -192,3 +192,19 @@ WHERE ($1::text[] IS NULL OR sku = ANY($1::text[]))
   AND ($3::text IS NULL OR (sku, location) > ($3::text, $4::text))
 ORDER BY sku, location
 LIMIT $5
+
+-- outbox_stats --
+-- Metrics and readiness: the outbox's backlog (unpublished, not parked), the age in
+-- seconds of its oldest such row (0 when there is none) and the parked rows. The outbox
+-- holds only what is still to publish, so one scan of it is cheap.
+SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
+       coalesce(extract(epoch FROM clock_timestamp()
+                - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::float8
+           AS oldest_age_seconds,
+       count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
+FROM outbox
+WHERE published_at IS NULL
+
+-- readiness_probe --
+-- Readiness: the database answers, and takes writes (a standby in recovery does not).
+SELECT pg_is_in_recovery() AS in_recovery

@@ -17,6 +17,12 @@ import asyncpg
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.errors import describe_failure, is_transient
 from stockworker.service.loops import Stop, log_failure, repeat
+from stockworker.service.observation import (
+    INBOX_RETENTION,
+    NO_OBSERVER,
+    OUTBOX_RETENTION,
+    Observer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,10 @@ class RetentionSweeper:
         outbox_seconds: float,
         interval_seconds: float = 60.0,
         chunk: int = 5000,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self._pool = pool
+        self._observer = observer
         self._inbox_seconds = inbox_seconds
         self._outbox_seconds = outbox_seconds
         self._interval = interval_seconds
@@ -66,6 +74,8 @@ class RetentionSweeper:
 
     async def _sweep_and_say(self) -> None:
         swept = await self.sweep()
+        self._observer.swept(INBOX_RETENTION, swept.inbox)
+        self._observer.swept(OUTBOX_RETENTION, swept.outbox)
         if swept.inbox or swept.outbox:
             log.info("retention: deleted %d inbox and %d outbox rows", swept.inbox, swept.outbox)
 
@@ -74,7 +84,9 @@ class RetentionSweeper:
             self._sweep_and_say,
             interval_seconds=self._interval,
             stop=self._stop,
-            on_error=log_failure("retention sweep", is_transient, describe_failure),
+            on_error=log_failure(
+                "retention sweep", is_transient, describe_failure, self._observer.retried
+            ),
         )
 
     def stop(self) -> None:
