@@ -61,6 +61,23 @@ ensure_packages() {
     log "installing ${need[*]}"
     apt_install "${need[@]}"
   fi
+  ensure_prometheus
+}
+
+# Debian's prometheus, for its binaries only: tests/e2e/test_prometheus_scrape.py starts
+# its own server on a free port, and tests/unit/test_dashboard.py runs promtool. The
+# package's postinst starts a daemon on :9090 where an init system runs (not in a
+# container); it is stopped and disabled here, so nothing is left listening.
+ensure_prometheus() {
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return 0
+  log "installing prometheus (binaries only; its daemon is left stopped)"
+  apt_install --no-install-recommends prometheus
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 }
 
 start_postgres() {
