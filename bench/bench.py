@@ -5,25 +5,32 @@
     .venv/bin/python bench/bench.py --commands 60000 --ceiling    # and the machine's ceiling
 
 Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS (scripts/services.sh env), a fresh database
-and fresh topics per run. Prints commands/s from the first command published to the last
-result observed, command-to-result latency percentiles, peak memory, the CPU per
-command of every process (worker, relay, PostgreSQL, Kafka, the bench's clients) and,
-with --ceiling, what the database path and Kafka do alone (bench/ceiling.py).
+and fresh topics per run. Commands are built from the contract's models and published
+with the typed client (stockworker.client.StockClient), encoded before the clock starts.
+Prints commands/s from the first command published to the last result observed, how
+long the bench's producer took to publish them, command-to-result latency percentiles,
+peak memory, the CPU per command of every process (worker, relay, PostgreSQL, Kafka, the
+bench's clients) and, with --ceiling, what the database path and Kafka do alone
+(bench/ceiling.py). Every process it starts serves /metrics on a free port of its own
+(printed at the start).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,24 +38,35 @@ from typing import Any
 
 import asyncpg
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
+from pydantic import TypeAdapter
 
 from stockworker.adapters.kafka.admin import ensure_topics
 from stockworker.adapters.postgres.migrations import migrate
+from stockworker.client import EncodedCommand, StockClient, encode_command
 from stockworker.config import Settings
+from stockworker.contract.commands import AnyCommand, Command
 from stockworker.service.topics import Topics
 
 # Run as `python bench/bench.py`, Python puts bench/ on the path, not the repository root
 # that the test helpers (creating and dropping a database) are imported from.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.databases import create_database, drop_database
+from tests.support.kafka_io import delete_topics
 
 from bench.ceiling import database_path, kafka_alone
 
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
-def make_commands(n: int, skus: int, seed: int, sku_prefix: str = "BENCH") -> list[dict[str, Any]]:
+# The producer's batching: a few milliseconds of linger keep its requests (and the
+# broker's work per command) few while the bench floods.
+LINGER_MS = 5
+
+
+def make_commands(n: int, skus: int, seed: int, sku_prefix: str = "BENCH") -> list[AnyCommand]:
     """A warehouse-like mix over many SKUs: receipts (each its own unplanned PO line),
-    reservations and their release, picks (some from a reservation), ships, adjustments."""
+    reservations and their release, picks (some from a reservation), ships, adjustments;
+    built as the contract's models (as an upstream publisher using StockClient would)."""
     rng = random.Random(seed)
     now = datetime.now(UTC).isoformat()
     open_reservations: dict[str, list[str]] = {}
@@ -86,23 +104,45 @@ def make_commands(n: int, skus: int, seed: int, sku_prefix: str = "BENCH") -> li
             body = {"type": "ShipStock", "quantity": rng.randint(1, 3), "order_ref": "SO-1"}
         else:
             body = {"type": "AdjustInventory", "delta": rng.choice([-1, 1, 2]), "reason": "COUNT"}
-        out.append({**body, **base})
+        out.append(_COMMAND.validate_python({**body, **base}))
     return out
 
 
-def spawn(roles: list[str], env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports free on 127.0.0.1 now (all held open until all are chosen)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+def spawn(
+    roles: list[str], env: dict[str, str], logs: Path
+) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """Start the processes, each serving its HTTP endpoints (/metrics, health) on a free
+    port of its own on 127.0.0.1, so that parallel workers never collide."""
     processes = []
-    for i, role in enumerate(roles):
+    ports = free_ports(len(roles))
+    for i, (role, port) in enumerate(zip(roles, ports, strict=True)):
+        own = {**env, "STOCKWORKER_HTTP_HOST": "127.0.0.1", "STOCKWORKER_HTTP_PORT": str(port)}
         with open(logs / f"{role}-{i}.log", "wb") as log:
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "stockworker", role],
-                    env=env,
+                    env=own,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
-    return processes
+    return processes, ports
+
+
+def check_running(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
+    """Stop the bench with a clear line when a process it started has exited."""
+    for p in processes:
+        if p.poll() is not None:
+            raise SystemExit(f"a process the bench started exited ({p.returncode}): see {logs}")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -195,48 +235,70 @@ async def run(args: argparse.Namespace) -> None:
     if args.relay_process:
         env["STOCKWORKER_RUN_RELAY"] = "false"
         roles.append("relay")
-    workers = spawn(roles, env, logs)
-    commands = make_commands(args.commands, args.skus, args.seed)
+    workers, ports = spawn(roles, env, logs)
+    print(
+        "metrics:         "
+        + ", ".join(
+            f"{role} http://127.0.0.1:{port}/metrics"
+            for role, port in zip(roles, ports, strict=True)
+        )
+        + f" (logs in {logs})"
+    )
+    # Encoded before the clock starts (command id as the results carry it, record), so
+    # that the bench's own CPU, which competes with the worker on this machine, stays small.
+    commands = [
+        (str(c.command_id), encode_command(c))
+        for c in make_commands(args.commands, args.skus, args.seed)
+    ]
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
+    clients = contextlib.AsyncExitStack()
     consumer = AIOKafkaConsumer(
         topics.results,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         max_poll_records=10000,
     )
-    await producer.start()
-    await consumer.start()
     try:
+        client = await clients.enter_async_context(
+            StockClient(settings.kafka(), topics.prefix, linger_ms=LINGER_MS)
+        )
+        await consumer.start()
+        clients.push_async_callback(consumer.stop)
         # Warm-up: the same mix on other SKUs, every result awaited, so that start-up
-        # (first statements prepared, first sends to each topic, first fetches from each
-        # partition) is not measured: it cost the first second of a paced run ~600 ms.
+        # (first statements prepared, first sends to each partition, first fetches from
+        # each partition) is not measured: it cost the first second of a paced run ~600 ms.
         warm = make_commands(args.warmup, args.skus, args.seed + 1, sku_prefix="WARM")
-        waiting = {body["command_id"] for body in warm}
-        for body in warm:
-            await producer.send(topics.commands, json.dumps(body).encode(), key=b"warm")
-        await producer.flush()
+        waiting = {str(command.command_id) for command in warm}
+        await client.send_many(warm)
+        warm_deadline = time.perf_counter() + args.timeout
         while waiting:
             batch = await consumer.getmany(timeout_ms=500)
             waiting -= {json.loads(r.value)["command_id"] for rs in batch.values() for r in rs}
+            if not batch:
+                check_running(workers, logs)
+                if time.perf_counter() > warm_deadline:
+                    raise SystemExit(f"warm-up: {len(waiting)} results missing (logs in {logs})")
 
-        # Encoded before the clock starts; paced in ticks of at least 2 ms (each command
-        # still stamped when it is handed to the producer), so that the bench's own CPU,
-        # which competes with the worker on this machine, stays small.
-        encoded = [(b["command_id"], json.dumps(b).encode(), b["sku"].encode()) for b in commands]
-
-        async def feed() -> None:
+        # Paced in ticks of at least 2 ms, each command stamped when it is handed to the
+        # producer; StockClient.send_many hands each over without waiting for the broker.
+        async def paced() -> AsyncIterator[EncodedCommand]:
             interval = 1 / args.rate if args.rate else 0.0
             started = time.perf_counter()
-            for i, (command_id, value, key) in enumerate(encoded):
+            for i, (command_id, command) in enumerate(commands):
                 if interval:
                     delay = started + i * interval - time.perf_counter()
                     if delay > 0.002:
                         await asyncio.sleep(delay)
                 sent_at[command_id] = time.perf_counter()
-                await producer.send(topics.commands, value, key=key)
-            await producer.flush()
+                yield command
+
+        published = 0.0
+
+        async def feed() -> None:
+            nonlocal published
+            await client.send_many(paced())
+            published = time.perf_counter()
 
         cpu_before = [cpu_seconds(w.pid) for w in workers]
         children_before = [children_cpu(w.pid) for w in workers]
@@ -249,6 +311,8 @@ async def run(args: argparse.Namespace) -> None:
         deadline = first + args.timeout
         while seen < len(commands) and time.perf_counter() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
+            if not batch:
+                check_running(workers, logs)
             now = time.perf_counter()
             for records in batch.values():
                 for r in records:
@@ -268,8 +332,7 @@ async def run(args: argparse.Namespace) -> None:
         others = {k: v - services_before[k] for k, v in services_cpu().items()}
         others["bench (producer, consumer)"] = time.process_time() - bench_before
     finally:
-        await producer.stop()
-        await consumer.stop()
+        await clients.aclose()
         for w in workers:
             w.terminate()
         for w in workers:
@@ -279,6 +342,8 @@ async def run(args: argparse.Namespace) -> None:
         except asyncpg.PostgresError as exc:
             # Autovacuum (a superuser's session) may still be on a large run's tables.
             print(f"left database {database_name} behind: {exc}", file=sys.stderr)
+        # Thousands of leftover partitions would slow every broker restart.
+        await delete_topics(settings.kafka_bootstrap_servers, topics)
 
     mode = f"paced at {args.rate}/s" if args.rate else "flood"
     print(
@@ -286,6 +351,12 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.partitions} partitions, {args.workers} worker(s), batch {args.batch_size}"
     )
     print(f"results seen:    {seen}")
+    publishing = published - first
+    print(
+        f"published in:    {publishing:.2f} s by the bench's producer "
+        f"(StockClient.send_many, linger {LINGER_MS} ms; "
+        f"{len(commands) / max(publishing, 1e-9):,.0f} commands/s)"
+    )
     print(f"throughput:      {seen / elapsed:,.0f} commands/s end to end ({elapsed:.2f} s)")
     ms = sorted(x * 1000 for x in latencies)
     print(

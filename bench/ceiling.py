@@ -13,12 +13,10 @@ Measured just before the end-to-end run, on the same services:
 from __future__ import annotations
 
 import gc
-import json
 import os
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tests.support.databases import create_database, drop_database
@@ -28,7 +26,9 @@ from stockworker.adapters.postgres.migrations import migrate
 from stockworker.adapters.postgres.pool import create_pool
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockworker.bootstrap import build_service
+from stockworker.client import command_bytes, command_key
 from stockworker.config import Settings
+from stockworker.contract.commands import AnyCommand
 from stockworker.service.ports import InboundRecord
 from stockworker.service.topics import Topics
 
@@ -37,7 +37,7 @@ MESSAGES_PER_COMMAND = 5
 
 async def database_path(
     settings: Settings,
-    commands: list[dict[str, Any]],
+    commands: list[AnyCommand],
     batch_size: int,
     cpu_of: Callable[[str], float],
 ) -> tuple[str, float]:
@@ -48,8 +48,9 @@ async def database_path(
         await migrate(url)
         pool = await create_pool(url, 2)
         service = build_service(settings, PostgresUnitOfWorkFactory(pool))
+        # The records StockClient would publish for these commands.
         records = [
-            InboundRecord("ceiling", i % 6, i, c["sku"].encode(), json.dumps(c).encode(), ())
+            InboundRecord("ceiling", i % 6, i, command_key(c), command_bytes(c), ())
             for i, c in enumerate(commands)
         ]
         batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]

@@ -1,33 +1,58 @@
-"""`stockworker demo`: feed a short stream of commands to a running worker, print its events."""
+"""`stockworker demo`: feed a short stream of commands to a running worker, print its events.
+
+The commands go through the typed client (`stockworker.client.StockClient`), which also
+awaits their results; one record that is not JSON, which no typed client would send, is
+published by hand in the middle of the stream to show it dead-lettered without holding
+back the commands behind it.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from stockworker.client import Result, StockClient, new_command_id
 from stockworker.config import Settings
+from stockworker.contract.codes import AdjustmentReason
+from stockworker.contract.commands import (
+    AdjustInventory,
+    AnyCommand,
+    ConfigureStockItem,
+    PickStock,
+    ReceivePOItem,
+    ShipStock,
+)
+from stockworker.contract.events import CommandAccepted
 from stockworker.service.topics import Topics
 
+JUNK = b"{this is not json"
+JUNK_AFTER = 5  # the junk record follows the fifth command
 
-def demo_commands(run: str) -> list[dict[str, Any]]:
-    """A receive-pick-ship story with a low-stock crossing, a rejection, a duplicate and junk."""
-    now = datetime.now(UTC).isoformat()
-    sku, loc = f"DEMO-{run}", "WH-1"
 
-    def cmd(type_: str, **fields: Any) -> dict[str, Any]:
-        base = {"command_id": str(uuid.uuid4()), "occurred_at": now, "sku": sku, "location": loc}
-        return {"type": type_, **base, **fields}
+def demo_sku(run: str) -> str:
+    return f"DEMO-{run}"
 
-    receive = cmd("ReceivePOItem", po_number=f"PO-{sku}-1", po_line=1, quantity=20, unit_cost=4.5)
+
+def demo_commands(run: str) -> list[AnyCommand]:
+    """A receive-pick-ship story with a low-stock crossing, a rejection, a duplicate."""
+    now = datetime.now(UTC)
+    sku, loc = demo_sku(run), "WH-1"
+
+    def position() -> dict[str, object]:
+        return {"command_id": new_command_id(), "occurred_at": now, "sku": sku, "location": loc}
+
+    receive = ReceivePOItem(
+        **position(), po_number=f"PO-{sku}-1", po_line=1, quantity=20, unit_cost=Decimal("4.5")
+    )
     return [
-        cmd(
-            "ConfigureStockItem",
+        ConfigureStockItem(
+            **position(),
             min_quantity=5,
             max_quantity=40,
             low_stock_threshold=8,
@@ -35,14 +60,20 @@ def demo_commands(run: str) -> list[dict[str, Any]]:
             bin="A-01-03",
         ),
         receive,
-        cmd("PickStock", quantity=9, order_ref="SO-1"),
-        cmd("PickStock", quantity=5, order_ref="SO-2"),  # available 20 -> 6: LowStock
-        cmd("PickStock", quantity=50, order_ref="SO-3"),  # rejected: only 6 available
-        cmd("ShipStock", quantity=9, order_ref="SO-1"),
-        cmd("ShipStock", quantity=1, order_ref="SO-9"),  # rejected: nothing picked for SO-9
+        PickStock(**position(), quantity=9, order_ref="SO-1"),
+        PickStock(**position(), quantity=5, order_ref="SO-2"),  # available 20 -> 6: LowStock
+        PickStock(**position(), quantity=50, order_ref="SO-3"),  # rejected: only 6 available
+        ShipStock(**position(), quantity=9, order_ref="SO-1"),
+        ShipStock(**position(), quantity=1, order_ref="SO-9"),  # rejected: nothing picked
         receive,  # a duplicate: applied once, same result again
-        cmd("AdjustInventory", delta=-1, reason="DAMAGE"),
-        cmd("ReceivePOItem", po_number=f"PO-{sku}-2", po_line=1, quantity=12, unit_cost=4.4),
+        AdjustInventory(**position(), delta=-1, reason=AdjustmentReason.DAMAGE),
+        ReceivePOItem(
+            **position(),
+            po_number=f"PO-{sku}-2",
+            po_line=1,
+            quantity=12,
+            unit_cost=Decimal("4.4"),
+        ),
     ]
 
 
@@ -57,101 +88,112 @@ def _describe(topic: str, value: bytes, headers: dict[str, bytes]) -> str:
             f"{topic:<28} {kind:<16} v{event['version']} {event['cause']['command_type']:<18} "
             f"on_hand={q['on_hand']} picked={q['picked']} available={q['available']}"
         )
-    if kind in ("LowStock", "StockReplenished"):
-        extra = f" suggest={event['suggested_order_quantity']}" if kind == "LowStock" else ""
-        levels = f"available={event['available']} threshold={event['threshold']}"
-        return f"{topic:<28} {kind:<16} {levels}{extra}"
-    if kind == "CommandRejected":
-        why = f"{event['reason_code']}: {event['message']}"
-        return f"{topic:<28} {kind:<16} {event['command_type']:<18} {why}"
-    return f"{topic:<28} {kind:<16} {event['command_type']:<18} -> v{event['version']}"
+    levels = f"available={event['available']} threshold={event['threshold']}"
+    extra = f" suggest={event['suggested_order_quantity']}" if kind == "LowStock" else ""
+    return f"{topic:<28} {kind:<16} {levels}{extra}"
+
+
+def describe_result(topic: str, result: Result) -> str:
+    """A result as the demo prints it (what StockClient returned for the command)."""
+    if isinstance(result, CommandAccepted):
+        return f"{topic:<28} {result.type:<16} {result.command_type:<18} -> v{result.version}"
+    why = f"{result.reason_code.value}: {result.message}"
+    return f"{topic:<28} {result.type:<16} {result.command_type:<18} {why}"
 
 
 @dataclass
 class _Seen:
-    """What the demo read back: lines per topic (with their order), counts."""
+    """Events the demo read back, per topic in the order they arrived."""
 
-    lines: dict[str, list[tuple[int, str]]]
-    results: int = 0
+    lines: dict[str, list[str]]
+    last_version: int = 0
     dead: int = 0
+    results: list[Result] = field(default_factory=list)
 
-
-async def _publish(
-    producer: AIOKafkaProducer, topics: Topics, commands: list[dict[str, Any]], sku: str
-) -> None:
-    """The commands in order, with one that is not JSON after the fifth."""
-    print(f"publishing {len(commands) + 1} commands for {sku} to {topics.commands}")
-    bodies = [json.dumps(body).encode() for body in commands]
-    for value in [*bodies[:5], b"{this is not json", *bodies[5:]]:
-        await producer.send_and_wait(topics.commands, value, key=sku.encode())
+    def complete(self) -> bool:
+        """Every result, the dead letter and the StockChanged of the last result's
+        version (one SKU: one partition, so every earlier one came before it)."""
+        versions = [r.version or 0 for r in self.results if isinstance(r, CommandAccepted)]
+        return self.dead >= 1 and self.last_version >= max(versions, default=0)
 
 
 async def _collect(
-    consumer: AIOKafkaConsumer,
-    settings: Settings,
-    commands: list[dict[str, Any]],
-    run: str,
-    timeout_seconds: float,
-) -> _Seen:
+    consumer: AIOKafkaConsumer, settings: Settings, sku: str, seen: _Seen, deadline: float
+) -> None:
+    """Read the event topics until `seen` is complete (or the deadline), then once more
+    briefly for a LowStock fetched after the last StockChanged."""
     topics = Topics(settings.topic_prefix)
-    sku = commands[0]["sku"]
-    # Results are keyed by command_id and so arrive from many partitions: they are
-    # printed in the order their commands were sent.
-    sent_order: dict[str, int] = {}
-    for i, body in enumerate(commands):
-        sent_order.setdefault(body["command_id"], i)
-    seen = _Seen(lines={t: [] for t in topics.all()})
-    deadline = time.monotonic() + timeout_seconds
-    while (seen.results < len(commands) or seen.dead < 1) and time.monotonic() < deadline:
-        batches = await consumer.getmany(timeout_ms=500)
+    last_round = False
+    while time.monotonic() < deadline:
+        last_round = last_round or seen.complete()
+        batches = await consumer.getmany(timeout_ms=200 if last_round else 500)
         for r in (r for records in batches.values() for r in records):
-            text = (r.value or b"").decode("utf-8", "replace")
-            if r.key != sku.encode() and run not in text:
+            if r.key != sku.encode():
                 continue
             name = r.topic.removeprefix(settings.topic_prefix)
-            order = len(seen.lines[r.topic])
-            if r.topic == topics.results:
-                order = sent_order.get(json.loads(r.value)["command_id"], order)
-            seen.lines[r.topic].append((order, _describe(name, r.value, dict(r.headers))))
-            seen.results += r.topic == topics.results
-            seen.dead += r.topic == topics.dead_letters
-    return seen
+            seen.lines[r.topic].append(_describe(name, r.value, dict(r.headers)))
+            if r.topic == topics.dead_letters:
+                seen.dead += 1
+            elif r.topic == topics.changed:
+                seen.last_version = max(seen.last_version, json.loads(r.value)["version"])
+        if last_round:
+            return
 
 
 async def run_demo(settings: Settings, timeout_seconds: float = 60.0) -> int:
     topics = Topics(settings.topic_prefix)
     run = uuid.uuid4().hex[:6].upper()
+    sku = demo_sku(run)
     commands = demo_commands(run)
+    kafka = settings.kafka()
     consumer = AIOKafkaConsumer(
         topics.changed,
         topics.low_stock,
-        topics.results,
         topics.dead_letters,
-        **settings.kafka().client_options(),
+        **kafka.client_options(),
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(**settings.kafka().client_options())
+    junk_producer = AIOKafkaProducer(**kafka.client_options())
+    seen = _Seen(lines={t: [] for t in (topics.changed, topics.low_stock, topics.dead_letters)})
+    deadline = time.monotonic() + timeout_seconds
+    timed_out = ""
     await consumer.start()
-    await producer.start()
     try:
+        await junk_producer.start()
         # Wait for the assignment, so that "latest" is taken before we publish.
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=200)
         for tp in consumer.assignment():
             await consumer.position(tp)
-        await _publish(producer, topics, commands, commands[0]["sku"])
-        seen = await _collect(consumer, settings, commands, run, timeout_seconds)
-        for topic_lines in seen.lines.values():
-            for _, line in sorted(topic_lines, key=lambda pair: pair[0]):
-                print(line)
-        if seen.results < len(commands) or seen.dead < 1:
-            print(
-                f"timed out: {seen.results}/{len(commands)} results, {seen.dead}/1 dead "
-                "letters (is the worker running?)"
-            )
-            return 1
-        return 0
+        print(f"publishing {len(commands) + 1} commands for {sku} to {topics.commands}")
+        async with StockClient(kafka, settings.topic_prefix) as client:
+            try:
+                for part in (commands[:JUNK_AFTER], None, commands[JUNK_AFTER:]):
+                    if part is None:
+                        await junk_producer.send_and_wait(topics.commands, JUNK, key=sku.encode())
+                        continue
+                    left = round(max(deadline - time.monotonic(), 0.1), 1)
+                    seen.results += await client.send_and_wait_many(part, timeout=left)
+            except TimeoutError as exc:
+                timed_out = str(exc)
+        if not timed_out:
+            await _collect(consumer, settings, sku, seen, deadline)
     finally:
-        await producer.stop()
+        await junk_producer.stop()
         await consumer.stop()
+    name = topics.results.removeprefix(settings.topic_prefix)
+    for topic in topics.all():  # the topics in the contract's order
+        if topic == topics.results:
+            for result in seen.results:
+                print(describe_result(name, result))
+        for line in seen.lines.get(topic, []):
+            print(line)
+    if timed_out or not seen.complete():
+        print(
+            f"timed out: {len(seen.results)}/{len(commands)} results, {seen.dead}/1 dead "
+            f"letters, StockChanged up to v{seen.last_version} "
+            f"({timed_out or 'is the worker running?'})"
+        )
+        return 1
+    return 0
