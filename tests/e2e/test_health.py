@@ -58,7 +58,7 @@ async def test_live_and_ready_name_every_check(worker: WorkerProcess) -> None:
     assert (status, json.loads(raw)) == (200, {"status": "ok"})
     assert content_type == "application/json"
     assert worker.get("/health/nowhere")[0] == 404
-    # /metrics evaluates readiness too, and exports it.
+    # /metrics exports the last evaluation (the one just asked for).
     status, raw, content_type = worker.get("/metrics")
     assert status == 200 and content_type.startswith("text/plain"), (status, content_type)
     exposition = raw.decode()

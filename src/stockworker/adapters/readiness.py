@@ -14,6 +14,11 @@ within about that long even when PostgreSQL or Kafka is gone or hangs:
   same connection as `database`, so a check never holds more than one of the pool's.
 
 Each result says why in a short `detail`, never with a DSN, a password or row data.
+
+One evaluation runs at a time, and callers within `max_age` of the last one share it
+(`current`): however many probes, scrapes and `stockworker top`s ask, the checks cost
+the worker about one pooled connection for a moment a second. A scrape never waits for
+them (`refresh_soon`): it shows the last evaluation.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from stockworker.config.kafka import KafkaConnection
 
 CHECKS = ("kafka", "database", "partitions", "outbox")
 DEFAULT_TIMEOUT_SECONDS = 1.5
+# Callers within this long of an evaluation get its answer.
+DEFAULT_MAX_AGE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,8 @@ class Readiness:
         group_id: str,
         max_outbox_age_seconds: float,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_age: float = DEFAULT_MAX_AGE_SECONDS,
+        on_report: Callable[[ReadinessReport], None] = lambda report: None,
     ) -> None:
         self._broker = broker
         self._consumer = consumer
@@ -93,6 +102,10 @@ class Readiness:
         self._stopping = False
         self._admin: AIOKafkaAdminClient | None = None
         self._admin_starting = asyncio.Lock()
+        self._max_age = max_age
+        self._on_report = on_report
+        self._last: tuple[float, ReadinessReport] | None = None
+        self._running: asyncio.Task[ReadinessReport] | None = None
 
     def attach_pool(self, pool: asyncpg.Pool | None) -> None:
         self._pool = pool
@@ -100,7 +113,38 @@ class Readiness:
     def stopping(self) -> None:
         self._stopping = True
 
+    async def current(self) -> ReadinessReport:
+        """The last evaluation if it is younger than `max_age`, else a new one (shared
+        with whoever else asks meanwhile)."""
+        last = self._last
+        if last is not None and asyncio.get_running_loop().time() - last[0] < self._max_age:
+            return last[1]
+        return await asyncio.shield(self._evaluation())
+
+    def refresh_soon(self) -> ReadinessReport | None:
+        """The last evaluation, not waited for; starts a new one if it is stale."""
+        last = self._last
+        if last is None or asyncio.get_running_loop().time() - last[0] >= self._max_age:
+            self._evaluation()
+        return None if last is None else last[1]
+
+    def _evaluation(self) -> asyncio.Task[ReadinessReport]:
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._evaluate(), name="readiness")
+        return self._running
+
+    async def _evaluate(self) -> ReadinessReport:
+        report = await self.check()
+        self._last = (asyncio.get_running_loop().time(), report)
+        self._on_report(report)
+        return report
+
     async def close(self) -> None:
+        running, self._running = self._running, None
+        if running is not None and not running.done():
+            running.cancel()
+            with contextlib.suppress(BaseException):
+                await running
         admin, self._admin = self._admin, None
         if admin is not None:
             await admin.close()

@@ -6,8 +6,9 @@ worker.py); uvicorn serves them on STOCKWORKER_HTTP_HOST:STOCKWORKER_HTTP_PORT.
 - `GET /health/live`: 200 `{"status": "ok"}` while the event loop runs.
 - `GET /health/ready`: 200 `{"status": "ready", "checks": {...}}` or 503 with
   `"status": "unready"`; each check `{"ok": bool, "detail": str}` (adapters/readiness.py).
-- `GET /metrics`: Prometheus text exposition (adapters/metrics). Readiness is evaluated
-  at each scrape too, so `stockworker_ready` is current however often probes come.
+- `GET /metrics`: Prometheus text exposition (adapters/metrics). Each scrape also asks
+  for a readiness evaluation, not waited for, so `stockworker_ready` is at most a scrape
+  old however rarely probes come.
 - `GET /asyncapi`: FastStream's AsyncAPI page (its script and style come from the
   unpkg CDN) of `GET /asyncapi.json`, the same document as schemas/asyncapi.json.
 
@@ -44,24 +45,26 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _HTTP_GRACE_SECONDS = 2
 
 
-def health_routes(readiness: Readiness) -> list[tuple[str, ASGIApp]]:
-    async def evaluate() -> ReadinessReport:
-        report = await readiness.check()
-        record_readiness({name: result.ok for name, result in report.checks.items()})
-        return report
+def record_report(report: ReadinessReport) -> None:
+    """Each readiness evaluation, as `stockworker_ready` and `stockworker_ready_check`."""
+    record_readiness({name: result.ok for name, result in report.checks.items()})
 
+
+def health_routes(readiness: Readiness) -> list[tuple[str, ASGIApp]]:
     @get(include_in_schema=False)
     async def live(scope: Scope) -> AsgiResponse:
         return JSONResponse({"status": "ok"}, 200, _NO_STORE)
 
     @get(include_in_schema=False)
     async def ready(scope: Scope) -> AsgiResponse:
-        report = await evaluate()
+        report = await readiness.current()
         return JSONResponse(report.as_json(), 200 if report.ready else 503, _NO_STORE)
 
     @get(include_in_schema=False)
     async def metrics(scope: Scope) -> AsgiResponse:
-        await evaluate()
+        # Never waited for: a scrape shows the last evaluation (a second old at most
+        # when scraped every second), and never waits on PostgreSQL or Kafka.
+        readiness.refresh_soon()
         body, content_type = render_metrics()
         return AsgiResponse(body, 200, {"Content-Type": content_type, **_NO_STORE})
 

@@ -35,7 +35,12 @@ from stockworker.adapters.readiness import Readiness
 from stockworker.adapters.relay_process import RelayProcess
 from stockworker.bootstrap import Runtime, build_runtime, build_tracing
 from stockworker.config import Settings
-from stockworker.entrypoints.http import ContractSpecification, HttpServer, health_routes
+from stockworker.entrypoints.http import (
+    ContractSpecification,
+    HttpServer,
+    health_routes,
+    record_report,
+)
 from stockworker.entrypoints.runner import settle_heap
 from stockworker.service.topics import Topics
 
@@ -203,6 +208,7 @@ def create_app(settings: Settings, ending: WorkerExit | None = None) -> WorkerAp
         topic=commands,
         group_id=settings.group_id,
         max_outbox_age_seconds=settings.ready_max_outbox_age_seconds,
+        on_report=record_report,
     )
     app = WorkerApp(broker, settings, readiness)
     outcome = ending or WorkerExit()
