@@ -51,6 +51,15 @@ class BatchReport:
             self.outcomes + other.outcomes,
         )
 
+    def totals_plus(self, other: BatchReport) -> BatchReport:
+        """Both reports' totals, without outcome counts: a running total, cheap per batch."""
+        return BatchReport(
+            self.applied + other.applied,
+            self.rejected + other.rejected,
+            self.duplicates + other.duplicates,
+            self.dead_lettered + other.dead_lettered,
+        )
+
 
 def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
     positions: set[PositionKey] = set()

@@ -19,6 +19,9 @@ OUTBOX_RETENTION: Final = "outbox_retention"
 
 
 class Observer(Protocol):
+    """Implementations must not raise: the calls sit between a commit and what follows
+    it (offsets, the outbox's delete), and metrics must never change a command's fate."""
+
     def batch_applied(self, report: BatchReport, records: int, seconds: float) -> None:
         """A batch of `records` from the commands topic was applied (its transactions
         committed) in `seconds`; `report.outcomes` counts its commands by outcome."""

@@ -122,7 +122,7 @@ class CommandConsumer:
         if report is None:  # stopping before it could be applied: leave it uncommitted
             self._rewind(records, consumer)
             return
-        self.total += report
+        self.total = self.total.totals_plus(report)
         crash_point("after-db-commit")
         # Not awaited: the next batch is applied while the commit travels. It is asked
         # for only now, after the database commit; a lost one means records come again.

@@ -6,9 +6,11 @@ already counted (BatchReport.outcomes), a handful of increments a batch.
 
 from __future__ import annotations
 
+import functools
+import logging
 import ssl
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -51,8 +53,30 @@ def retry_cause(failure: BaseException) -> str:
     return "unexpected"
 
 
+_P = ParamSpec("_P")
+log = logging.getLogger(__name__)
+
+
+def _never_raises(method: Callable[_P, None]) -> Callable[_P, None]:
+    """Metrics must never change what happens to a command: an update that fails (a
+    multiprocess file that cannot grow on a full disk) is logged, once, and dropped."""
+    failed = False
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        nonlocal failed
+        try:
+            method(*args, **kwargs)
+        except Exception as exc:
+            if not failed:
+                log.warning("metrics: an update failed and is dropped (%r)", exc)
+            failed = True
+
+    return guarded
+
+
 class PrometheusObserver:
-    """Feeds the instruments in instruments.py."""
+    """Feeds the instruments in instruments.py. No method raises (`_never_raises`)."""
 
     def __init__(self) -> None:
         self._instruments = instruments()
@@ -60,6 +84,7 @@ class PrometheusObserver:
         self._commands: dict[OutcomeKey, Any] = {}
         self._published: dict[str, Any] = {}
 
+    @_never_raises
     def batch_applied(self, report: BatchReport, records: int, seconds: float) -> None:
         commands = self._commands
         for key, count in report.outcomes.items():
@@ -70,9 +95,11 @@ class PrometheusObserver:
         self._instruments.batch_size.observe(records)
         self._instruments.batch_seconds.observe(seconds)
 
+    @_never_raises
     def retried(self, failure: BaseException) -> None:
         self._instruments.retries.labels(retry_cause(failure)).inc()
 
+    @_never_raises
     def events_published(self, by_topic: Mapping[str, int]) -> None:
         published = self._published
         for topic, count in by_topic.items():
@@ -81,9 +108,11 @@ class PrometheusObserver:
                 child = published[topic] = self._instruments.events_published.labels(topic)
             child.inc(count)
 
+    @_never_raises
     def relay_leading(self, leading: bool) -> None:
         self._instruments.relay_leader.set(1 if leading else 0)
 
+    @_never_raises
     def swept(self, sweep: str, rows: int) -> None:
         self._instruments.sweeps.labels(sweep).inc()
         self._instruments.sweep_rows.labels(sweep).inc(rows)
