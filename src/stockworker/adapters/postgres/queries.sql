@@ -194,16 +194,18 @@ ORDER BY sku, location
 LIMIT $5
 
 -- outbox_stats --
--- Metrics and readiness: the outbox's backlog (unpublished, not parked), the age in
--- seconds of its oldest such row (0 when there is none) and the parked rows. The outbox
--- holds only what is still to publish, so one scan of it is cheap.
-SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
+-- Metrics and readiness, once a second per worker, so bounded however large the backlog
+-- grows while the brokers are away: the backlog counted up to $1 rows (the primary key,
+-- in the relay's order), the age of the next row the relay will publish (0 when there is
+-- none), and the parked rows (their partial index).
+SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox
+                              WHERE published_at IS NULL AND parked_at IS NULL
+                              LIMIT $1) AS counted) AS backlog,
        coalesce(extract(epoch FROM clock_timestamp()
-                - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::float8
-           AS oldest_age_seconds,
-       count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
-FROM outbox
-WHERE published_at IS NULL
+                - (SELECT created_at FROM outbox
+                   WHERE published_at IS NULL AND parked_at IS NULL
+                   ORDER BY id LIMIT 1)), 0)::float8 AS oldest_age_seconds,
+       (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL) AS parked
 
 -- readiness_probe --
 -- Readiness: the database answers, and takes writes (a standby in recovery does not).
