@@ -146,7 +146,8 @@ class Runtime:
                 await task
         exposition.uninstall(*self.scraped)
         if self.tracing is not None:
-            self.tracing.shutdown()  # exports what is still buffered
+            # Exports what is still buffered; blocking (HTTP), so off the event loop.
+            await asyncio.to_thread(self.tracing.shutdown)
         if self.pool is not None:
             await self.pool.close()
 

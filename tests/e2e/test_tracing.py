@@ -69,6 +69,17 @@ async def test_with_tracing_on_the_worker_span_is_the_events_parent(
         try:
             async with EventCollector(services.kafka_bootstrap_servers, topics) as events:
                 command_id = await _send_traced(services, topics, events)
+                # A traced record that is not a command: its dead letter keeps the
+                # publisher's headers as they came.
+                await publish(
+                    services.kafka_bootstrap_servers,
+                    topics.commands,
+                    [(b"junk", b"not json")],
+                    [("traceparent", TRACEPARENT)],
+                )
+                await events.until(lambda e: len(e.on(topics.dead_letters)) == 1)
+            [dead] = events.on(topics.dead_letters)
+            assert dead.header("traceparent") == TRACEPARENT
             [changed] = [
                 e
                 for e in events.on(topics.changed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import uuid4
 
 from stockworker.service.command_batch import CommandBatchService
@@ -77,3 +78,20 @@ async def test_a_redelivery_republishes_the_result_with_its_first_trace_context(
     await service(db).process([record(receive, 1, ("traceparent", other))])
     results = [m.headers for m in db.outbox if m.topic == TOPICS.results]
     assert results[0] == results[1] == (("type", b"CommandAccepted"), ("traceparent", PARENT))
+
+
+async def test_the_workers_trace_goes_on_the_messages_and_a_dead_letter_keeps_the_original() -> (
+    None
+):
+    db = FakeDatabase()
+    worker_span = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-1111111111111111-01"),)
+    receipt = record(encode(command("ReceivePOItem", quantity=5)), 0, ("traceparent", PARENT))
+    junk = record(b"not json", 1, ("traceparent", PARENT), ("other", b"x"))
+    await service(db).process(
+        [replace(receipt, trace=worker_span), replace(junk, trace=worker_span)]
+    )
+    [result] = [m for m in db.outbox if m.topic == TOPICS.results]
+    [changed] = [m for m in db.outbox if m.topic == TOPICS.changed]
+    assert result.headers[1:] == changed.headers[1:] == worker_span
+    [dead] = [m for m in db.outbox if m.topic == TOPICS.dead_letters]
+    assert dead.headers[:2] == (("traceparent", PARENT), ("other", b"x"))

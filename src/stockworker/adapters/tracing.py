@@ -2,10 +2,11 @@
 
 A command published with a W3C `traceparent` gets a span of its own in the worker
 ("<topic> process"), a child of the publisher's span and linked to the span FastStream's
-middleware makes for the whole batch. Before the batch is applied, the record's
-trace headers are replaced by that span's, so the results and events it causes carry
-it through the outbox (service/record_headers.py `trace_headers`): a subscriber that
-continues the trace from a StockChanged hangs under the worker's span. Commands without
+middleware makes for the whole batch. Before the batch is applied, that span's context
+becomes the record's `trace`, which the results and events it causes carry through the
+outbox (service/record_headers.py `carried_trace`): a subscriber that continues the
+trace from a StockChanged hangs under the worker's span. The record's own headers are
+left as they came (a dead letter keeps the publisher's). Commands without
 a traceparent get no span of their own (the batch span still counts them); so tracing
 costs nothing per untraced command.
 
@@ -27,8 +28,8 @@ from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from stockworker.service.ports import InboundRecord
-from stockworker.service.record_headers import TRACEPARENT, TRACESTATE, trace_headers
+from stockworker.service.ports import Headers, InboundRecord
+from stockworker.service.record_headers import trace_headers
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -100,7 +101,7 @@ class CommandTracing:
                 },
             )
             spans.append(span)
-            traced.append(replace(record, headers=_with_span(record.headers, span)))
+            traced.append(replace(record, trace=_context_of(span)))
         return traced, spans
 
     def end(self, spans: Sequence[Span], failure: BaseException | None = None) -> None:
@@ -114,10 +115,7 @@ class CommandTracing:
         self.provider.shutdown()
 
 
-def _with_span(
-    headers: tuple[tuple[str, bytes | None], ...], span: Span
-) -> tuple[tuple[str, bytes | None], ...]:
+def _context_of(span: Span) -> Headers:
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
-    others = tuple((k, v) for k, v in headers if k not in (TRACEPARENT, TRACESTATE))
-    return others + tuple((k, v.encode()) for k, v in carrier.items())
+    return tuple((k, v.encode()) for k, v in carrier.items())

@@ -53,7 +53,7 @@ from stockworker.service.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from stockworker.service.record_headers import trace_headers, undecodable_headers
+from stockworker.service.record_headers import carried_trace, undecodable_headers
 from stockworker.service.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class CommandBatchService:
             elif isinstance(item, InvalidCommand):
                 self._invalid(batch, record, item, republish_duplicates)
             else:
-                trace = trace_headers(record.headers) if record is not None else ()
+                trace = carried_trace(record)
                 self._command(batch, item, republish_duplicates, trace)
         await uow.save(batch.changes())
         await uow.save_results(batch.new_results)
@@ -236,7 +236,7 @@ class CommandBatchService:
             return
         # Not recorded in the inbox: a corrected command under this id is applied.
         raw = record.value if record is not None and record.value else b""
-        trace = trace_headers(record.headers) if record is not None else ()
+        trace = carried_trace(record)
         result = invalid_command_result(item, raw)
         batch.outbox.append(result_message(result, self._topics, trace))
         batch.count_rejected(item.command_type, RejectionCode.INVALID_COMMAND.value)

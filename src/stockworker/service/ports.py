@@ -33,6 +33,10 @@ class InboundRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
+    # The trace context its results and events carry, when not the record's own
+    # (adapters/tracing.py: the worker's span for it). Its headers stay as they came, for
+    # a dead letter.
+    trace: Headers | None = None
 
 
 @dataclass(frozen=True, slots=True)

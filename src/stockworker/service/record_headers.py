@@ -15,7 +15,7 @@ import base64
 
 from stockworker.contract.codes import DeadLetterCode
 from stockworker.domain.decoding import Undecodable
-from stockworker.service.ports import Headers
+from stockworker.service.ports import Headers, InboundRecord
 
 INVALID_KEY_HEADER = "dlq.invalid_header.key_b64"
 INVALID_VALUE_HEADER = "dlq.invalid_header.value"
@@ -92,3 +92,11 @@ def trace_headers(headers: Headers) -> Headers:
     return (
         ((TRACEPARENT, parent),) if state is None else ((TRACEPARENT, parent), (TRACESTATE, state))
     )
+
+
+def carried_trace(record: InboundRecord | None) -> Headers:
+    """The trace context a record's results and events carry: the worker's span for it
+    when tracing is on, else the record's own (or none)."""
+    if record is None:
+        return ()
+    return record.trace if record.trace is not None else trace_headers(record.headers)
