@@ -166,12 +166,15 @@ class StockClient:
     async def __aexit__(self, *_: object) -> None:
         if self._reading is not None:
             self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A reader that failed has told its waiters already; everything is stopped.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reading
-        if self._results is not None:
-            await self._results.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        try:
+            if self._results is not None:
+                await self._results.stop()
+        finally:
+            if self._producer is not None:
+                await self._producer.stop()
         for futures in self._waiting.values():
             for future in futures:
                 future.cancel()
@@ -302,8 +305,21 @@ class StockClient:
         """Start reading the results topic from its current end, once (callers that
         wait at the same time share one reader)."""
         async with self._starting:
+            if self._reading is not None and self._reading.done():
+                await self._stop_reading()  # it failed (its waiters were told): a new one
             if self._reading is None:
                 await self._start_reading()
+
+    async def _stop_reading(self) -> None:
+        reading, self._reading = self._reading, None
+        results, self._results = self._results, None
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+        if results is not None:
+            with contextlib.suppress(Exception):
+                await results.stop()
 
     async def _start_reading(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -333,6 +349,18 @@ class StockClient:
             await consumer.position(tp)
 
     async def _dispatch(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await self._read(consumer)
+        except Exception as exc:
+            # Every waiter gets the reader's error rather than a timeout; the next wait
+            # starts a new reader (_read_results).
+            for futures in self._waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            raise
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             batches: dict[Any, list[Any]] = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():

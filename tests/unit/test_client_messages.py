@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from pydantic import TypeAdapter
 
 from stockworker.client import (
@@ -78,3 +82,112 @@ async def test_sending_outside_async_with_says_how_to_use_the_client() -> None:
         await client.send(model)
     with pytest.raises(RuntimeError, match="async with StockClient"):
         await client.send_many([encode_command(model)])
+
+
+class _Producer:
+    """Takes every record at once (the broker is not what these tests are about)."""
+
+    def __init__(self, changed: asyncio.Event) -> None:
+        self.sent: list[bytes] = []
+        self.stopped = False
+        self._changed = changed
+
+    async def send_and_wait(self, topic: str, value: bytes, **_: Any) -> None:
+        self.sent.append(value)
+        self._changed.set()
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        self.sent.append(value)
+        self._changed.set()
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+    async def flush(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+class _Results:
+    """A results reader whose `getmany` fails with `error` once `fail` is set."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.fail = asyncio.Event()
+        self.stopped = False
+
+    async def getmany(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        await self.fail.wait()
+        raise self.error
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def _until(condition: Callable[[], bool], changed: asyncio.Event) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            changed.clear()
+            await changed.wait()
+
+
+class _Client(StockClient):
+    """The client with its Kafka clients replaced: every results reader it starts is kept."""
+
+    def __init__(self) -> None:
+        super().__init__("localhost:9092")
+        self.changed = asyncio.Event()  # set on every record sent and reader started
+        self.producer = _Producer(self.changed)
+        self.readers: list[_Results] = []
+
+    async def __aenter__(self) -> _Client:
+        self._producer = cast(Any, self.producer)
+        return self
+
+    async def _start_reading(self) -> None:
+        reader = _Results(KafkaConnectionError(f"reader {len(self.readers)} lost the broker"))
+        self.readers.append(reader)
+        self._results = cast(Any, reader)
+        self._reading = asyncio.create_task(self._dispatch(cast(Any, reader)))
+        self.changed.set()
+
+
+async def test_a_failing_results_reader_fails_its_waiters_and_the_next_wait_starts_another() -> (
+    None
+):
+    model = _COMMAND.validate_python(command("AdjustInventory"))
+    other = _COMMAND.validate_python(command("PickStock"))
+    async with _Client() as client:
+        one = asyncio.create_task(client.send_and_wait(model, timeout=60))
+        many = asyncio.create_task(client.send_and_wait_many([other], timeout=60))
+        # Both wait for their results.
+        await _until(lambda: len(client.producer.sent) == 2, client.changed)
+        [first] = client.readers
+        first.fail.set()
+        # The reader's own error, at once, not a timeout after 60 s.
+        with pytest.raises(KafkaConnectionError, match="reader 0 lost the broker"):
+            await asyncio.wait_for(one, 10)
+        with pytest.raises(KafkaConnectionError, match="reader 0 lost the broker"):
+            await asyncio.wait_for(many, 10)
+        # The next wait stops the dead reader and starts a new one, which reads again.
+        again = asyncio.create_task(client.send_and_wait(model, timeout=60))
+        await _until(
+            lambda: len(client.readers) == 2 and len(client.producer.sent) == 3, client.changed
+        )
+        assert first.stopped
+        client.readers[1].fail.set()
+        with pytest.raises(KafkaConnectionError, match="reader 1 lost the broker"):
+            await asyncio.wait_for(again, 10)
+        third = asyncio.create_task(client.send_and_wait(model, timeout=60))
+        await _until(lambda: len(client.readers) == 3, client.changed)
+        third.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await third
+        client.readers[2].fail.set()
+        assert client._reading is not None
+        await asyncio.wait([client._reading], timeout=10)
+        assert client._reading.done()
+    # Leaving stops the failed reader and the producer instead of raising its error.
+    assert client.readers[2].stopped and client.producer.stopped

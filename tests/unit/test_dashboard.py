@@ -326,8 +326,13 @@ def test_provisioning_matches_the_compose_mounts() -> None:
     default = next(v for v in dashboard()["templating"]["list"] if v["name"] == "datasource")
     assert f"uid: {default['current']['value']}" in datasource
     assert "url: http://prometheus:9090" in datasource
-    # Prometheus scrapes the compose worker on the worker's default port.
-    assert 'targets: ["worker:8080"]' in (PROMETHEUS / "prometheus.yml").read_text()
+    # Compose publishes the worker's default port on no fixed host port (so that
+    # `--scale worker=3` can start three), and Prometheus finds every replica by DNS.
+    worker = re.search(r"\n  worker:\n((?:    .*\n|\s*\n)+)", compose)
+    assert worker
+    assert re.findall(r"ports: (.*)", worker.group(1)) == ['["8080"]']
+    scrape = (PROMETHEUS / "prometheus.yml").read_text()
+    assert re.search(r'dns_sd_configs:\s+- names: \["worker"\]\s+type: A\s+port: 8080\n', scrape)
 
 
 def test_metric_names_reads_promql() -> None:

@@ -23,7 +23,8 @@ from aiokafka.errors import KafkaConnectionError
 from faststream.message import StreamMessage
 
 from stockworker.adapters.kafka.command_consumer import CommandConsumer
-from stockworker.adapters.metrics import exposition
+from stockworker.adapters.kafka.consumer_groups import ConsumerGroups
+from stockworker.adapters.metrics import collectors, exposition
 from stockworker.adapters.metrics.broker import _provider
 from stockworker.adapters.metrics.collectors import ConsumerLagCollector, OutboxCollector
 from stockworker.adapters.metrics.instruments import instruments
@@ -34,7 +35,7 @@ from stockworker.service.batch_state import BatchReport
 from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
 from stockworker.service.loops import Backoff
-from stockworker.service.observation import NO_OBSERVER, RESERVATION_EXPIRY
+from stockworker.service.observation import RESERVATION_EXPIRY
 from stockworker.service.ports import InboundRecord, OutboxMessage, PendingMessage
 from stockworker.service.relay import OutboxRelay
 from stockworker.service.topics import Topics
@@ -194,7 +195,7 @@ async def test_the_consumer_observes_each_applied_batch_and_each_retry() -> None
     [(report, size, seconds)] = recorder.batches  # the failed attempt is not a batch applied
     assert size == 3 and seconds >= 0
     assert report.outcomes == Counter({("AdjustInventory", "accepted", ""): 3})
-    assert consumer.total.outcomes == report.outcomes
+    assert consumer.total == report and consumer.total.applied == 3  # totals, not outcomes
 
 
 class FakeSession:
@@ -326,14 +327,6 @@ async def test_the_relay_process_reports_its_child_once_it_has_exited(
     assert len(children) == 1 and children[0] > 0
 
 
-async def test_the_default_observer_takes_every_call_and_does_nothing() -> None:
-    NO_OBSERVER.batch_applied(BatchReport(), 1, 0.1)
-    NO_OBSERVER.retried(Transient())
-    NO_OBSERVER.events_published({"t": 1})
-    NO_OBSERVER.relay_leading(True)
-    NO_OBSERVER.swept(RESERVATION_EXPIRY, 3)
-
-
 # --- Prometheus ----------------------------------------------------------------------
 
 
@@ -418,7 +411,7 @@ class FakePool:
     def __init__(self, row: dict[str, Any] | None = None, fail: bool = False) -> None:
         self.row, self.fail = row, fail
 
-    async def fetchrow(self, _query: str) -> dict[str, Any] | None:
+    async def fetchrow(self, _query: str, *_args: object) -> dict[str, Any] | None:
         if self.fail:
             raise ConnectionRefusedError("database down")
         return self.row
@@ -454,14 +447,62 @@ async def test_lag_without_a_reachable_kafka_is_absent_not_an_error() -> None:
         await lag.close()
 
 
+async def test_a_lag_read_cut_short_by_its_timeout_leaves_no_connection_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker that accepts connections and never answers: the read times out while the
+    Kafka clients are still starting, and whatever they opened is closed."""
+    connected: list[asyncio.StreamWriter] = []
+    open_: set[asyncio.StreamWriter] = set()
+    all_closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.append(writer)
+        open_.add(writer)
+        try:
+            await reader.read()  # until the client closes
+        finally:
+            open_.discard(writer)
+            writer.close()
+            if not open_:
+                all_closed.set()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(collectors, "READ_TIMEOUT_SECONDS", 0.3)
+    lag = ConsumerLagCollector(f"127.0.0.1:{port}", "group", TOPICS.commands)
+    try:
+        await lag.refresh()  # does not raise
+        assert connected  # it did get as far as the broker
+        await asyncio.wait_for(all_closed.wait(), 10)  # the client closed every connection
+        mine = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not [t for t in mine if "aiokafka" in repr(t.get_coro())]
+    finally:
+        await lag.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_consumer_groups_that_failed_to_start_can_be_left_safely() -> None:
+    groups = ConsumerGroups("127.0.0.1:1")  # nothing listens
+    with pytest.raises(KafkaConnectionError):
+        await groups.__aenter__()
+    await groups.__aexit__()  # what a caller's cleanup does: closes nothing twice, no error
+    await groups.__aexit__()
+
+
 def test_readiness_appears_once_recorded() -> None:
-    exposition.record_readiness({"kafka": True, "database": False})
-    body = exposition.render_metrics()[0].decode()
-    assert "stockworker_ready 0.0" in body
-    assert 'stockworker_ready_check{check="database"} 0.0' in body
-    assert 'stockworker_ready_check{check="kafka"} 1.0' in body
-    exposition.record_readiness({"kafka": True, "database": True})
-    assert "stockworker_ready 1.0" in exposition.render_metrics()[0].decode()
+    before = exposition._READINESS.checks  # module state: put back for the other tests
+    try:
+        exposition.record_readiness({"kafka": True, "database": False})
+        body = exposition.render_metrics()[0].decode()
+        assert "stockworker_ready 0.0" in body
+        assert 'stockworker_ready_check{check="database"} 0.0' in body
+        assert 'stockworker_ready_check{check="kafka"} 1.0' in body
+        exposition.record_readiness({"kafka": True, "database": True})
+        assert "stockworker_ready 1.0" in exposition.render_metrics()[0].decode()
+    finally:
+        exposition._READINESS.checks = before
 
 
 # --- Multiprocess mode, in real processes ------------------------------------------------
@@ -565,6 +606,48 @@ def test_a_directory_the_operator_names_must_be_writable(tmp_path: Path) -> None
     assert python(code, env).stdout.strip() == (
         f"PROMETHEUS_MULTIPROC_DIR: {missing} is not a writable directory"
     )
+
+
+def test_what_an_earlier_run_left_in_the_operators_directory_is_not_summed_in(
+    tmp_path: Path,
+) -> None:
+    """A worker killed without cleaning up left its relay's leadership (1) and its counts;
+    the next run starts from its own figures only, and touches no file but those."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    earlier = subprocess.Popen([sys.executable, "-c", _CHILD], env=env)
+    assert earlier.wait(timeout=60) == 0
+    assert any(p.name.startswith("gauge_livesum_") for p in tmp_path.iterdir())
+    (tmp_path / "notes.txt").write_text("kept")
+    code = """
+    from stockworker.adapters.metrics import exposition, multiprocess
+    from stockworker.adapters.metrics.observer import PrometheusObserver
+    multiprocess.prepare()
+    exposition.check_multiprocess_mode()
+    PrometheusObserver().events_published({"t.changed": 2})
+    print(exposition.render_metrics()[0].decode())
+    """
+    shown = python(code, env).stdout
+    assert 'stockworker_events_published_total{topic="t.changed"} 2.0' in shown
+    assert "stockworker_relay_leader 1.0" not in shown
+    assert (tmp_path / "notes.txt").read_text() == "kept"
+
+
+def test_a_directory_holding_a_db_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "inventory.db").write_text("kept")  # prometheus_client would read it
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    code = """
+    from stockworker.adapters.metrics import multiprocess
+    from stockworker.config import ConfigurationError
+    try:
+        multiprocess.prepare()
+    except ConfigurationError as exc:
+        print(exc)
+    """
+    assert python(code, env).stdout.strip() == (
+        f"PROMETHEUS_MULTIPROC_DIR: {tmp_path} holds inventory.db, which is not a metrics "
+        "file (every *.db there is read as one): name a directory of its own"
+    )
+    assert (tmp_path / "inventory.db").read_text() == "kept"
 
 
 def test_a_directory_the_operator_names_is_used_and_kept(tmp_path: Path) -> None:

@@ -124,21 +124,31 @@ class ConsumerGroups:
         self._commit_timeout = COMMIT_TIMEOUT if commit_timeout is None else commit_timeout
         self._admin = AIOKafkaAdminClient(**self._kafka.client_options())
         self._reader = TopicReader(self._kafka)
+        self._reading = False  # the reader was entered (and not left)
+        self._closed = False
 
     async def __aenter__(self) -> ConsumerGroups:
-        await self._admin.start()
+        # Whatever fails or is cancelled (a caller's timeout) part way, starting the admin
+        # client included, closes what was started: nothing is left connected.
         try:
+            await self._admin.start()
             await self._reader.__aenter__()
+            self._reading = True
         except BaseException:
-            await self._admin.close()
+            await self.__aexit__()
             raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        """Closes both clients; safe on a half-entered instance and more than once."""
         try:
-            await self._reader.__aexit__()
+            if self._reading:
+                self._reading = False
+                await self._reader.__aexit__()
         finally:
-            await self._admin.close()
+            if not self._closed:
+                self._closed = True
+                await self._admin.close()
 
     async def describe(self, group_id: str) -> GroupDescription:
         """State and members (an unknown group is "Dead" with none)."""

@@ -136,7 +136,13 @@ class ConsumerLagCollector(Collector):
         """Per partition, the lag now (raises what Kafka raises)."""
         if self._groups is None:
             groups = ConsumerGroups(self._kafka)
-            await groups.__aenter__()
+            try:
+                await groups.__aenter__()
+            except BaseException:
+                # Failed or cancelled (refresh's timeout) part way: self._groups is not
+                # set, so _close_client would not see it; close what was started now.
+                await groups.__aexit__()
+                raise
             self._groups = groups
         committed = await self._groups.committed(self._group_id, self._topic)
         bounds = await self._groups.bounds(self._topic)
