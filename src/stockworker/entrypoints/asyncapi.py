@@ -42,12 +42,33 @@ _EVENT_HEADERS = {
             "enum": ["true"],
             "description": "set on records sent again by `stockworker events republish`",
         },
+        "traceparent": {
+            "type": "string",
+            "description": "W3C Trace Context of the command that caused it: the command's "
+            "own, or with tracing on the worker's span for it (not on snapshots)",
+        },
+        "tracestate": {
+            "type": "string",
+            "description": "the causing command's W3C tracestate, carried with traceparent",
+        },
     },
     "required": ["type", "event_id"],
 }
 _COMMAND_HEADERS = {
     "type": "object",
-    "description": "free for the publisher (e.g. traceparent); keys must be UTF-8",
+    "description": "free for the publisher; keys must be UTF-8",
+    "properties": {
+        "traceparent": {
+            "type": "string",
+            "description": "W3C Trace Context (version 00, 55 characters): carried onto the "
+            "command's result and events, so subscribers continue the trace",
+        },
+        "tracestate": {
+            "type": "string",
+            "maxLength": 512,
+            "description": "W3C tracestate, carried with traceparent",
+        },
+    },
     "additionalProperties": {"type": "string"},
 }
 _DLQ_HEADERS = {
