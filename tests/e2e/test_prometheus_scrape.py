@@ -215,9 +215,11 @@ async def test_prometheus_scrapes_lag_and_outcomes_and_evaluates_the_alerts(
         lambda: prometheus.by_label(lag_query, "partition"),
         {str(p): 0.0 for p in range(6)},
     )
-    assert prometheus.by_label('stockworker_ready{job="stockworker"}', "job") == {
-        "stockworker": 1.0
-    }
+    await eventually(
+        "readiness exported",
+        lambda: prometheus.by_label('stockworker_ready{job="stockworker"}', "job"),
+        {"stockworker": 1.0},
+    )
 
     # The repo's alert rules run on these series without an error, and the first dead
     # letter of a code fires at once.
@@ -242,11 +244,15 @@ async def test_prometheus_scrapes_lag_and_outcomes_and_evaluates_the_alerts(
     panels = dict(dashboard_queries())
     lag_panel = panels["Lag per partition"].replace("$instance", ".*")
     assert len(prometheus.query(lag_panel)) >= 6
-    outcomes = prometheus.by_label(
+    outcomes_query = (
         panels["Commands by outcome"]
         .replace("$instance", ".*")
         .replace("rate(", "increase(")
-        .replace("$__rate_interval", "10m"),
-        "outcome",
+        .replace("$__rate_interval", "10m")
     )
-    assert set(outcomes) == {"accepted", "rejected", "duplicate", "dead_lettered"}
+    # increase() needs two scrapes of a series: the dead letter's may have had one yet.
+    await eventually(
+        "the outcome panel's series",
+        lambda: set(prometheus.by_label(outcomes_query, "outcome")),
+        {"accepted", "rejected", "duplicate", "dead_lettered"},
+    )
