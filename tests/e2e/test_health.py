@@ -1,5 +1,5 @@
 """The worker's HTTP side: liveness, readiness (and what makes it fail), the AsyncAPI
-page and document, and a taken port stopping start-up."""
+page and document, and a taken port stopping start-up (the default one gives way)."""
 
 from __future__ import annotations
 
@@ -239,6 +239,29 @@ def test_a_taken_port_stops_start_up_with_one_line(services: Services, tmp_path:
     assert "STOCKWORKER_HTTP_PORT" in line and str(port) in line, line
     assert "Traceback" not in logs
     assert "stockworker consuming" not in logs  # nothing started
+
+
+def test_the_default_port_taken_gives_way_to_a_free_one(services: Services, tmp_path: Path) -> None:
+    """Two workers on one machine, neither told a port: the second serves elsewhere."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # held by someone else already: taken as well
+            holder.bind(("127.0.0.1", 8080))
+            holder.listen()
+        worker = WorkerProcess(
+            services.database_url, services.kafka_bootstrap_servers, Topics("unused."), tmp_path
+        )
+        del worker.env["STOCKWORKER_HTTP_PORT"]
+        worker.start()
+        try:
+            assert wait_for(lambda: "serving on" in worker.logs(), 60), worker.logs()
+            [line] = [x for x in worker.logs().splitlines() if "default HTTP port 8080" in x]
+            port = int(line.split("serving on ")[1].split()[0])
+            assert port != 8080
+            worker.http_port, worker.http_url = port, f"http://127.0.0.1:{port}"
+            assert wait_for(lambda: _listening(worker), 60), worker.logs()
+        finally:
+            assert worker.stop() == 0
 
 
 async def test_port_zero_serves_no_http(worker: WorkerProcess, tmp_path: Path) -> None:

@@ -114,6 +114,9 @@ class Settings:
     # All interfaces: in a container the runtime decides what is published.
     http_host: str = "0.0.0.0"
     http_port: int = 8080
+    # Whether STOCKWORKER_HTTP_PORT was given: only the default port, when taken (two
+    # workers on one machine), gives way to a free one; a port asked for must be had.
+    http_port_explicit: bool = field(default=False, metadata={"from_env": False})
     # Readiness fails while the oldest unpublished outbox row is older than this.
     ready_max_outbox_age_seconds: float = 60.0
     # OpenTelemetry tracing: off unless an OTLP endpoint is given (e.g. http://collector:4318).
@@ -170,8 +173,9 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             name = env_name(f.name)
-            if name in env:
+            if name in env and f.metadata.get("from_env", True):
                 values[f.name] = _parse(name, env[name], f.default)
+        values["http_port_explicit"] = env_name("http_port") in env
         return cls(**values)  # type: ignore[arg-type]
 
     def kafka(self) -> KafkaConnection:

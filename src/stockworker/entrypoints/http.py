@@ -124,6 +124,10 @@ class _Server(uvicorn.Server):
         yield
 
 
+class PortInUse(ConfigurationError):
+    """Another process listens on the port."""
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket, bound now: a port in use stops start-up before anything runs."""
     try:
@@ -144,7 +148,8 @@ def listen(host: str, port: int) -> socket.socket:
             raise ConfigurationError(
                 "STOCKWORKER_HTTP_HOST", f"{host} is not an address of this machine"
             ) from None
-        raise ConfigurationError(
+        error = PortInUse if exc.errno == errno.EADDRINUSE else ConfigurationError
+        raise error(
             "STOCKWORKER_HTTP_PORT",
             f"cannot listen on {host}:{port} ({exc.strerror}): choose a free port, "
             "or 0 for no HTTP server",
@@ -157,8 +162,23 @@ def listen(host: str, port: int) -> socket.socket:
 class HttpServer:
     """uvicorn serving `app` on a socket bound at construction."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
-        self._socket = listen(host, port)
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, any_port_if_taken: bool = False
+    ) -> None:
+        """`any_port_if_taken`: the port is the default one, not asked for; when another
+        process holds it (a second worker on one machine) a free port is used instead."""
+        try:
+            self._socket = listen(host, port)
+        except PortInUse:
+            if not any_port_if_taken:
+                raise
+            self._socket = listen(host, 0)
+            log.warning(
+                "the default HTTP port %d is in use: serving on %d instead (set "
+                "STOCKWORKER_HTTP_PORT to choose one)",
+                port,
+                self._socket.getsockname()[1],
+            )
         self.port = int(self._socket.getsockname()[1])
         self._host = host
         config = uvicorn.Config(

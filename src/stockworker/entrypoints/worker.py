@@ -160,7 +160,12 @@ class WorkerApp(AsgiFastStream):
     ) -> None:
         # Bound first: a port in use stops start-up before anything else runs.
         http = (
-            HttpServer(self, self.settings.http_host, self.settings.http_port)
+            HttpServer(
+                self,
+                self.settings.http_host,
+                self.settings.http_port,
+                any_port_if_taken=not self.settings.http_port_explicit,
+            )
             if self.settings.http_port
             else None
         )
