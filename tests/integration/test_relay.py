@@ -101,18 +101,26 @@ async def set_max_message_bytes(bootstrap: str, topic: str, limit: int) -> None:
     raise AssertionError(f"{topic}: max.message.bytes is still not {limit}")
 
 
-async def max_message_bytes(bootstrap: str, topic: str) -> int:
+async def max_message_bytes(bootstrap: str, topic: str, within: float = 30) -> int:
+    """The topic's max.message.bytes, once the broker reports it: right after a topic is
+    created its configuration can come back empty for a moment."""
+    deadline = asyncio.get_running_loop().time() + within
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        [response] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})]
-        )
+        while True:
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})]
+            )
+            [resource] = response.resources
+            entries = [e for e in resource[4] if e[0] == "max.message.bytes"]
+            if entries:
+                return int(entries[0][1])
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{topic}: the broker reports no max.message.bytes")
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
-    [resource] = response.resources
-    [entry] = [e for e in resource[4] if e[0] == "max.message.bytes"]
-    return int(entry[1])
 
 
 def row(topic: str, value: bytes, key: bytes = b"SKU-1") -> OutboxMessage:
