@@ -592,18 +592,21 @@ def test_metrics_made_before_the_directory_is_named_are_refused(tmp_path: Path) 
     assert "made before it was" in failed.value.stderr
 
 
+# Prepares the directory named in the environment; prints the configuration error.
+_PREPARE = """
+from stockworker.adapters.metrics import multiprocess
+from stockworker.config import ConfigurationError
+try:
+    multiprocess.prepare()
+except ConfigurationError as exc:
+    print(exc)
+"""
+
+
 def test_a_directory_the_operator_names_must_be_writable(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(missing)}
-    code = """
-    from stockworker.adapters.metrics import multiprocess
-    from stockworker.config import ConfigurationError
-    try:
-        multiprocess.prepare()
-    except ConfigurationError as exc:
-        print(exc)
-    """
-    assert python(code, env).stdout.strip() == (
+    assert python(_PREPARE, env).stdout.strip() == (
         f"PROMETHEUS_MULTIPROC_DIR: {missing} is not a writable directory"
     )
 
@@ -635,15 +638,7 @@ def test_what_an_earlier_run_left_in_the_operators_directory_is_not_summed_in(
 def test_a_directory_holding_a_db_file_of_another_kind_is_refused(tmp_path: Path) -> None:
     (tmp_path / "inventory.db").write_text("kept")  # prometheus_client would read it
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    code = """
-    from stockworker.adapters.metrics import multiprocess
-    from stockworker.config import ConfigurationError
-    try:
-        multiprocess.prepare()
-    except ConfigurationError as exc:
-        print(exc)
-    """
-    assert python(code, env).stdout.strip() == (
+    assert python(_PREPARE, env).stdout.strip() == (
         f"PROMETHEUS_MULTIPROC_DIR: {tmp_path} holds inventory.db, which is not a metrics "
         "file (every *.db there is read as one): name a directory of its own"
     )
