@@ -23,6 +23,10 @@ VALUE_LIMIT = Decimal(10**18)
 # Digits for the money arithmetic: plenty, so every product and sum is exact and every
 # quotient is rounded once, at the 6th decimal.
 PRECISION = 100
+# The published limit of a quantity, in base units.
+MAX_QUANTITY = 10**12
+# The fields that hold quantities (converted from a command's `unit`).
+_AMOUNTS = ("quantity", "delta", "counted_quantity")
 
 
 def _money(value: Decimal) -> Decimal:
@@ -102,6 +106,8 @@ class ReferenceModel:
         self.lines: dict[tuple[str, int], RefLine] = {}
         self.locations: dict[str, bool] = {}  # code -> active
         self.items: dict[str, bool] = {}  # sku -> active
+        self.item_versions: Counter[str] = Counter()
+        self.units: dict[str, dict[str, int]] = {}  # sku -> named units (base "EA")
         self.outcomes: dict[str, bool] = {}  # command_id -> accepted
         self.tolerance = over_receipt_tolerance_percent
         self._arrivals = 0
@@ -132,29 +138,62 @@ class ReferenceModel:
     def apply(self, body: dict[str, Any]) -> bool:
         kind = body["type"]
         handler = getattr(self, f"_{kind}")
-        if "expected_version" in body and kind != "TransferStock":
+        # (TransferStock and the catalogue commands check their own versions.)
+        if "expected_version" in body and "location" in body:
             p = self.positions.get((body["sku"], body["location"]))
             if (p.version if p else 0) != body["expected_version"]:
                 self.outcomes[body["command_id"]] = False
                 return False
+        if "unit" in body:
+            converted = self._in_base_units(body)
+            if converted is None:
+                self.outcomes[body["command_id"]] = False
+                return False
+            body = converted
         with localcontext(prec=PRECISION):
             accepted = bool(handler(body))
         self.outcomes[body["command_id"]] = accepted
         return accepted
 
+    def _in_base_units(self, b: dict[str, Any]) -> dict[str, Any] | None:
+        """The body with its quantities in base units; None when refused."""
+        unit = b["unit"]
+        factor = 1 if unit == "EA" else self.units.get(b["sku"], {}).get(unit)
+        if factor is None:
+            return None
+        converted = {k: v * factor if k in _AMOUNTS and v is not None else v for k, v in b.items()}
+        if any(abs(converted[k]) > MAX_QUANTITY for k in _AMOUNTS if converted.get(k)):
+            return None
+        return converted
+
     def _ConfigureLocation(self, b: dict[str, Any]) -> bool:
-        self.locations[b["code"]] = b.get("active", True)
+        if b["code"] not in self.locations and "name" not in b:
+            return False
+        self.locations[b["code"]] = b.get("active", self.locations.get(b["code"], True))
         return True
 
     def _ConfigureItem(self, b: dict[str, Any]) -> bool:
-        self.items[b["sku"]] = b.get("active", True)
+        sku = b["sku"]
+        if b.get("expected_version", self.item_versions[sku]) != self.item_versions[sku]:
+            return False
+        if sku not in self.items and "name" not in b:
+            return False
+        if "units" in b:
+            if "EA" in (b["units"] or {}):
+                return False
+            self.units[sku] = dict(b["units"] or {})
+        self.items[sku] = b.get("active", self.items.get(sku, True))
+        self.item_versions[sku] += 1
         return True
 
     def _ConfigureStockItem(self, b: dict[str, Any]) -> bool:
-        if b["max_quantity"] < b["min_quantity"]:
+        p = self.positions.get((b["sku"], b["location"])) or RefPosition()
+        lowest = b.get("min_quantity", p.min_quantity) or 0
+        highest = b.get("max_quantity", p.max_quantity) or 0
+        if highest < lowest:
             return False
-        p = self.positions.setdefault((b["sku"], b["location"]), RefPosition())
-        p.min_quantity, p.max_quantity = b["min_quantity"], b["max_quantity"]
+        self.positions[b["sku"], b["location"]] = p
+        p.min_quantity, p.max_quantity = lowest, highest
         self._touch(p)
         return True
 

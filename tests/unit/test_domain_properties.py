@@ -82,7 +82,13 @@ def _po(type_: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-commands = st.one_of(
+# A setting given, left out (...: kept) or null (reset).
+def _setting(values: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+    return st.one_of(values, values, st.just(...), st.none())
+
+
+unit_sets = st.sampled_from([..., None, {}, {"BOX": 3}, {"BOX": 5, "CASE": 2}, {"CASE": 4}])
+base_commands = st.one_of(
     st.builds(
         lambda loc, lo, hi, t: _body(
             "ConfigureStockItem",
@@ -93,9 +99,9 @@ commands = st.one_of(
             low_stock_threshold=t,
         ),
         locations,
-        st.integers(0, 5),
-        st.integers(0, 10),
-        st.integers(0, 6),
+        _setting(st.integers(0, 5)),
+        _setting(st.integers(0, 10)),
+        _setting(st.integers(0, 6)),
     ),
     _po("OrderPOItem"),
     _po("ReceivePOItem"),
@@ -182,7 +188,33 @@ commands = st.one_of(
         locations,
         mostly_active,
     ),
-    st.builds(lambda active: command("ConfigureItem", sku=SKU, active=active), mostly_active),
+    st.builds(
+        lambda name, active, units, v: command(
+            "ConfigureItem",
+            sku=SKU,
+            name=name,
+            active=active,
+            units=units,
+            expected_version=... if v is None else v,
+        ),
+        st.sampled_from(["Item", ...]),
+        st.one_of(mostly_active, st.just(...)),
+        unit_sets,
+        versions,
+    ),
+)
+
+
+def _in_unit(body: dict[str, Any], unit: str | None) -> dict[str, Any]:
+    """`body` with its quantities given in `unit`, where it has quantities."""
+    if unit is None or not any(k in body for k in _AMOUNTS):
+        return body
+    return {**body, "unit": unit}
+
+
+# Quantities mostly in the base unit; sometimes in a named unit the item may not have.
+commands = st.builds(
+    _in_unit, base_commands, st.sampled_from([None, None, None, "EA", "BOX", "CASE"])
 )
 
 

@@ -37,6 +37,9 @@ class RejectionCode(StrEnum):
     UNRECEIVE_EXCEEDS_RECEIVED = "UNRECEIVE_EXCEEDS_RECEIVED"
     VALUE_LIMIT = "VALUE_LIMIT"
     COMMAND_ID_REUSED = "COMMAND_ID_REUSED"
+    NAME_REQUIRED = "NAME_REQUIRED"
+    UNKNOWN_UNIT = "UNKNOWN_UNIT"
+    BASE_UNIT_IN_UNITS = "BASE_UNIT_IN_UNITS"
 
 
 # Why a record went to the dead-letter topic: its `dlq.error.code` header.

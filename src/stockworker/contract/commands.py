@@ -3,6 +3,10 @@
 Field constraints live here (pydantic); rules that need stored state live in the
 handlers (`domain/handlers/`). Every command except the catalog ones names the SKU its
 record is keyed by, so one SKU's commands stay in order on one partition.
+
+A command with quantities may give them in one of the item's units (`unit`, see
+ConfigureItem): the worker converts them to base units (`domain/units.py`) and refuses
+a unit the item does not have. A `unit_cost` is always per base unit.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from datetime import date
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stockworker.contract.codes import AdjustmentReason
 from stockworker.contract.fields import (
+    MAX_UNITS,
     BaseUnit,
     Bin,
     LocationCode,
@@ -25,6 +30,8 @@ from stockworker.contract.fields import (
     QuantityDelta,
     Reference,
     Sku,
+    UnitFactor,
+    UnitName,
     Version,
 )
 from stockworker.contract.money import UnitCost
@@ -48,16 +55,37 @@ class PositionCommand(_Base):
 
 
 class ConfigureStockItem(PositionCommand):
-    """Create or update the position of `sku` at `location` and its thresholds."""
+    """Create the position of `sku` at `location`, or change its settings.
+
+    Only the settings the command carries change (see `given_settings`); an explicit
+    null resets one (a quantity to 0, `bin` and `preferred_supplier` to none).
+    """
 
     type: Literal["ConfigureStockItem"] = "ConfigureStockItem"
-    min_quantity: NonNegativeQuantity
-    # max >= min is a business rule checked by the domain (reason MAX_BELOW_MIN).
-    max_quantity: NonNegativeQuantity
-    low_stock_threshold: NonNegativeQuantity
-    reorder_quantity: NonNegativeQuantity = 0
+    min_quantity: NonNegativeQuantity | None = None
+    # max >= min (after the change) is a business rule checked by the domain (MAX_BELOW_MIN).
+    max_quantity: NonNegativeQuantity | None = None
+    low_stock_threshold: NonNegativeQuantity | None = None
+    reorder_quantity: NonNegativeQuantity | None = None
     bin: Bin | None = None
     preferred_supplier: Reference | None = None
+
+    def given_settings(self) -> dict[str, object]:
+        """The settings this command carries, by name (None where it clears one)."""
+        return {name: getattr(self, name) for name in STOCK_ITEM_SETTINGS & self.model_fields_set}
+
+
+# The fields of ConfigureStockItem that are settings of the position.
+STOCK_ITEM_SETTINGS = frozenset(
+    {
+        "min_quantity",
+        "max_quantity",
+        "low_stock_threshold",
+        "reorder_quantity",
+        "bin",
+        "preferred_supplier",
+    }
+)
 
 
 class OrderPOItem(PositionCommand):
@@ -67,6 +95,7 @@ class OrderPOItem(PositionCommand):
     po_number: Reference
     po_line: PoLineNumber
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     unit_cost: UnitCost
     supplier: Reference | None = None
     expected_date: date | None = None
@@ -79,6 +108,7 @@ class ReceivePOItem(PositionCommand):
     po_number: Reference
     po_line: PoLineNumber
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     unit_cost: UnitCost
 
 
@@ -89,6 +119,7 @@ class UnreceivePOItem(PositionCommand):
     po_number: Reference
     po_line: PoLineNumber
     quantity: PositiveQuantity
+    unit: UnitName | None = None
 
 
 class CancelPOItem(PositionCommand):
@@ -105,6 +136,7 @@ class ReserveStock(PositionCommand):
     type: Literal["ReserveStock"] = "ReserveStock"
     reservation_id: Reference
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     order_ref: Reference
     expires_at: AwareDatetime | None = None
     allow_backorder: bool = False
@@ -116,6 +148,7 @@ class ReleaseReservation(PositionCommand):
     type: Literal["ReleaseReservation"] = "ReleaseReservation"
     reservation_id: Reference
     quantity: PositiveQuantity | None = None
+    unit: UnitName | None = None
 
 
 class ExpireReservation(_Base):
@@ -132,6 +165,7 @@ class PickStock(PositionCommand):
 
     type: Literal["PickStock"] = "PickStock"
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     order_ref: Reference
     reservation_id: Reference | None = None
 
@@ -141,6 +175,7 @@ class UnpickStock(PositionCommand):
 
     type: Literal["UnpickStock"] = "UnpickStock"
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     order_ref: Reference
 
 
@@ -149,6 +184,7 @@ class ShipStock(PositionCommand):
 
     type: Literal["ShipStock"] = "ShipStock"
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     order_ref: Reference
 
 
@@ -158,6 +194,7 @@ class AdjustInventory(PositionCommand):
     type: Literal["AdjustInventory"] = "AdjustInventory"
     delta: QuantityDelta | None = None
     counted_quantity: NonNegativeQuantity | None = None
+    unit: UnitName | None = None
     reason: AdjustmentReason
     # Value of stock found; by default the position's moving-average cost.
     unit_cost: UnitCost | None = None
@@ -183,27 +220,54 @@ class TransferStock(_Base):
     from_location: LocationCode
     to_location: LocationCode
     quantity: PositiveQuantity
+    unit: UnitName | None = None
     expected_version: Version | None = None  # of the source position
     expected_destination_version: Version | None = None
 
 
-class ConfigureLocation(_Base):
-    """Create or update a location (warehouse, store, bin area)."""
+class _CatalogueCommand(_Base):
+    """Creates or changes one catalogue entry; only the fields it carries change.
+
+    `expected_version` works as on positions (0 = the entry does not exist yet). Fields
+    that cannot be cleared may be left out but not sent as null.
+    """
+
+    expected_version: Version | None = None
+
+    @field_validator("name", "active", "base_unit", check_fields=False)
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out (to keep it) but not null")
+        return value
+
+
+class ConfigureLocation(_CatalogueCommand):
+    """Create or update a location (warehouse, store, bin area).
+
+    A new location needs a `name` (NAME_REQUIRED); `active` is true unless given.
+    """
 
     type: Literal["ConfigureLocation"] = "ConfigureLocation"
     code: LocationCode
-    name: Name
-    active: bool = True
+    name: Name | None = None
+    active: bool | None = None
 
 
-class ConfigureItem(_Base):
-    """Create or update an item (SKU) of the catalogue."""
+class ConfigureItem(_CatalogueCommand):
+    """Create or update an item (SKU) of the catalogue.
+
+    A new item needs a `name` (NAME_REQUIRED); `base_unit` is "EA" and `active` true
+    unless given. `units` names the item's other units and how many base units each
+    holds; when given it replaces them all (null or {} removes them).
+    """
 
     type: Literal["ConfigureItem"] = "ConfigureItem"
     sku: Sku
-    name: Name
-    base_unit: BaseUnit = "EA"
-    active: bool = True
+    name: Name | None = None
+    base_unit: BaseUnit | None = None
+    units: Annotated[dict[UnitName, UnitFactor], Field(max_length=MAX_UNITS)] | None = None
+    active: bool | None = None
 
 
 AnyCommand = (

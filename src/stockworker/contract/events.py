@@ -72,6 +72,9 @@ class Cause(_Model):
     reservation_id: str | None = None
     po_number: str | None = None
     po_line: int | None = None
+    # The unit the command gave its quantity in, when it named one; every quantity of
+    # an event is in the item's base unit.
+    unit: str | None = None
 
 
 class FieldErrorModel(_Model):
@@ -158,7 +161,8 @@ class CommandAccepted(_Model):
     occurred_at: AwareDatetime
     command_id: UUID
     command_type: str
-    # The command's (first) position; None for ConfigureLocation / ConfigureItem.
+    # The command's (first) position and its new version; for ConfigureItem its sku, for
+    # ConfigureLocation its code (as `location`), and the entry's new version.
     sku: str | None
     location: str | None
     version: int | None

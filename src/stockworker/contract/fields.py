@@ -20,6 +20,11 @@ Reference = Annotated[str, Field(min_length=1, max_length=100, pattern=_TEXT)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
 Bin = Annotated[str, Field(max_length=50, pattern=_TEXT)]
 BaseUnit = Annotated[str, Field(min_length=1, max_length=20, pattern=_CODE)]
+# A unit of measure of an item (its base unit or one of its named units).
+UnitName = BaseUnit
+# How many base units one named unit holds (BOX = 12 EA).
+UnitFactor = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+MAX_UNITS = 20
 PositiveQuantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 NonNegativeQuantity = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
 QuantityDelta = Annotated[int, Field(strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY)]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+NO_UNITS: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,5 +22,11 @@ class Item:
     sku: str
     name: str
     base_unit: str = "EA"
+    # Named units and how many base units each holds (BOX: 12).
+    units: Mapping[str, int] = field(default_factory=lambda: NO_UNITS)
     active: bool = True
     version: int = 1
+
+    def factor(self, unit: str) -> int | None:
+        """Base units in one `unit`, or None when the item has no such unit."""
+        return 1 if unit == self.base_unit else self.units.get(unit)

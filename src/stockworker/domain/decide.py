@@ -53,6 +53,7 @@ from stockworker.domain.outcome import Decision, Rejection
 from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
+from stockworker.domain.units import in_base_units
 from stockworker.domain.valuation import money_context
 
 __all__ = ["HANDLERS", "MAX_POSITION_QUANTITY", "Policy", "decide"]
@@ -93,12 +94,20 @@ def decide(view: StockView, command: AnyCommand, policy: Policy = DEFAULT_POLICY
 
 def _decide(view: StockView, command: AnyCommand, policy: Policy) -> Decision:
     if not isinstance(command, PositionCommand):
-        return HANDLERS[type(command)](view, command, policy)
+        return _handle(view, command, policy)
     position = view.position(PositionKey(command.sku, command.location))
-    decision = version_conflict(position, command.expected_version) or HANDLERS[type(command)](
+    decision = version_conflict(position, command.expected_version) or _handle(
         view, command, policy
     )
     if isinstance(decision, Rejection) and decision.current_version is None and position.exists:
         # The version a publisher would need to retry with expected_version.
         return replace(decision, current_version=position.version)
     return decision
+
+
+def _handle(view: StockView, command: AnyCommand, policy: Policy) -> Decision:
+    """The command's handler, given its quantities in base units."""
+    converted = in_base_units(view, command)
+    if isinstance(converted, Rejection):
+        return converted
+    return HANDLERS[type(command)](view, converted, policy)

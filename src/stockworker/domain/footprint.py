@@ -32,13 +32,17 @@ class Footprint:
     reservations: tuple[str, ...] = ()
     locations: tuple[str, ...] = ()
     items: tuple[str, ...] = ()
+    # The catalogue entries the command writes (its own entry, for catalogue commands):
+    # locked, so two of them for one entry on different partitions take turns.
+    configured_locations: tuple[str, ...] = ()
+    configured_items: tuple[str, ...] = ()
 
 
 def footprint(command: AnyCommand) -> Footprint:
     if isinstance(command, ConfigureLocation):
-        return Footprint(locations=(command.code,))
+        return Footprint(locations=(command.code,), configured_locations=(command.code,))
     if isinstance(command, ConfigureItem):
-        return Footprint(items=(command.sku,))
+        return Footprint(items=(command.sku,), configured_items=(command.sku,))
     if isinstance(command, TransferStock):
         return Footprint(
             positions=(

@@ -14,6 +14,11 @@ Fingerprints are kept in the inbox across releases, so they must not change with
 code: fields at their default are left out (a new optional field changes nothing), and
 the first byte is a version of the algorithm; fingerprints of different versions are
 taken as the same command rather than refused.
+
+The configure commands change only the fields they carry, so for them a field sent
+at its default (an explicit null clears a setting) is not the same as one left out:
+their given fields are always written, under version 2. (Version 1 wrote them like the
+others; a stored version-1 fingerprint is taken as the same command.)
 """
 
 from __future__ import annotations
@@ -25,10 +30,18 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from stockworker.contract.commands import AnyCommand
+from stockworker.contract.commands import (
+    AnyCommand,
+    ConfigureItem,
+    ConfigureLocation,
+    ConfigureStockItem,
+)
 
 FINGERPRINT_BYTES = 16
 FINGERPRINT_VERSION = b"\x01"
+# The version of fingerprints of commands whose given fields count (see above).
+GIVEN_FIELDS_VERSION = b"\x02"
+_GIVEN_FIELDS_COUNT = frozenset({ConfigureStockItem, ConfigureItem, ConfigureLocation})
 
 
 # Exact types: an enum member (a str subclass) is written as its value, not its repr.
@@ -47,6 +60,8 @@ def _canonical(value: Any) -> str:
         return value.astimezone(UTC).isoformat()
     if isinstance(value, (date, UUID)):
         return str(value)
+    if isinstance(value, dict):  # ConfigureItem.units: names and integer factors
+        return "\x1d".join(f"{k}\x1c{v}" for k, v in sorted(value.items()))
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
@@ -74,18 +89,29 @@ def command_fingerprint(command: AnyCommand) -> bytes:
     # one id. The separators are control characters, which no text field may hold.
     # (Written out rather than with helpers: it runs for every command.)
     defaults = _defaults(type(command))
+    given: frozenset[str] | set[str] = frozenset()
+    version = FINGERPRINT_VERSION
+    if type(command) in _GIVEN_FIELDS_COUNT:
+        given, version = command.model_fields_set, GIVEN_FIELDS_VERSION
     text: str = command.type
     for name, value in command.__dict__.items():
         if name in _LEFT_OUT:
             continue
         default = defaults[name]
-        if default is not _REQUIRED and (value is default or value == default):
+        if (
+            default is not _REQUIRED
+            and name not in given
+            and (value is default or value == default)
+        ):
             continue
         kind = type(value)
-        shown = value if kind is str else str(value) if kind in _PLAIN else _canonical(value)
+        if value is None:
+            shown = "\x00"  # a given null: no text field can hold a control character
+        else:
+            shown = value if kind is str else str(value) if kind in _PLAIN else _canonical(value)
         text += f"\x1e{name}\x1f{shown}"
     digest = hashlib.blake2b(text.encode(), digest_size=FINGERPRINT_BYTES).digest()
-    return FINGERPRINT_VERSION + digest
+    return version + digest
 
 
 def same_command(stored: bytes | None, current: bytes) -> bool:

@@ -41,12 +41,13 @@ class CauseReferences:
     reservation_id: str | None = None
     po_number: str | None = None
     po_line: int | None = None
+    unit: str | None = None
 
 
 NO_REFERENCES = CauseReferences()
 
 # The command fields kept as references, in CauseReferences' order.
-REFERENCE_FIELDS = ("order_ref", "reservation_id", "po_number", "po_line")
+REFERENCE_FIELDS = ("order_ref", "reservation_id", "po_number", "po_line", "unit")
 
 
 @dataclass(frozen=True, slots=True)

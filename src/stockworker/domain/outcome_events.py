@@ -19,7 +19,14 @@ from uuid import UUID
 from stockworker.contract.commands import AnyCommand, PositionCommand, TransferStock
 from stockworker.domain.event_ids import EventIds
 from stockworker.domain.ledger import reference_names
-from stockworker.domain.outcome import Decision, FieldError, PoLineChange, PositionChange, Rejection
+from stockworker.domain.outcome import (
+    Decision,
+    FieldError,
+    Outcome,
+    PoLineChange,
+    PositionChange,
+    Rejection,
+)
 from stockworker.domain.replenishment import suggested_order_quantity
 
 # An event as a document: see the module's docstring.
@@ -35,6 +42,7 @@ def _cause(command: AnyCommand, reason: str | None) -> EventDoc:
         "reservation_id": None,
         "po_number": None,
         "po_line": None,
+        "unit": None,
     }
     for name in reference_names(type(command)):
         cause[name] = getattr(command, name)
@@ -210,7 +218,7 @@ def outcome_events(command: AnyCommand, decision: Decision) -> tuple[EventDoc, l
         "command_type": command.type,
         "sku": sku,
         "location": location,
-        "version": positions[0]["version"] if positions else None,
+        "version": positions[0]["version"] if positions else _catalogue_version(decision),
         "positions": positions,
     }
     events: list[EventDoc] = []
@@ -221,3 +229,8 @@ def outcome_events(command: AnyCommand, decision: Decision) -> tuple[EventDoc, l
     if decision.po_line is not None:
         events.append(_po_line_changed(command, decision.po_line, ids))
     return accepted, events
+
+
+def _catalogue_version(outcome: Outcome) -> int | None:
+    entry = outcome.item or outcome.location
+    return entry.version if entry is not None else None

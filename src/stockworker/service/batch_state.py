@@ -67,6 +67,8 @@ def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
     reservations: set[str] = set()
     locations: set[str] = set()
     items: set[str] = set()
+    configured_locations: set[str] = set()
+    configured_items: set[str] = set()
     for command in commands:
         f = footprint(command)
         positions.update(f.positions)
@@ -74,25 +76,32 @@ def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
         reservations.update(f.reservations)
         locations.update(f.locations)
         items.update(f.items)
+        configured_locations.update(f.configured_locations)
+        configured_items.update(f.configured_items)
     return Footprint(
         tuple(sorted(positions)),
         tuple(sorted(po_lines)),
         tuple(sorted(reservations)),
         tuple(sorted(locations)),
         tuple(sorted(items)),
+        tuple(sorted(configured_locations)),
+        tuple(sorted(configured_items)),
     )
 
 
 def lock_names(f: Footprint) -> list[str]:
     """What a batch must hold exclusively: everything it may write.
 
-    Locations and items are only read by stock commands; their own commands upsert a
-    single row, so they need no lock.
+    Stock commands only read locations and items, so those are locked only for the
+    catalogue commands that write them: each reads the entry's version and writes the
+    next, and two at once on different partitions would lose one increment.
     """
     return [
         *(f"position\x00{k.sku}\x00{k.location}" for k in f.positions),
         *(f"po-line\x00{k.po_number}\x00{k.po_line}" for k in f.po_lines),
         *(f"reservation\x00{r}" for r in f.reservations),
+        *(f"location\x00{code}" for code in f.configured_locations),
+        *(f"item\x00{sku}" for sku in f.configured_items),
     ]
 
 

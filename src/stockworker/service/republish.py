@@ -160,6 +160,7 @@ def _cause(entry: LedgerEntry) -> EventDoc:
         "reservation_id": r.reservation_id,
         "po_number": r.po_number,
         "po_line": r.po_line,
+        "unit": r.unit,
     }
 
 

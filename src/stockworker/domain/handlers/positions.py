@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from stockworker.contract.codes import RejectionCode
 from stockworker.contract.commands import (
@@ -25,26 +26,32 @@ from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
 from stockworker.domain.valuation import share, value_of
 
+# What a setting becomes when a ConfigureStockItem sends it as null.
+_CLEARED: dict[str, Any] = {
+    "min_quantity": 0,
+    "max_quantity": 0,
+    "low_stock_threshold": 0,
+    "reorder_quantity": 0,
+    "bin": None,
+    "preferred_supplier": None,
+}
+
 
 def configure_stock_item(view: StockView, cmd: ConfigureStockItem, policy: Policy) -> Decision:
+    """Change the settings the command carries; keep the others."""
     position = view.position(PositionKey(cmd.sku, cmd.location))
-    if cmd.max_quantity < cmd.min_quantity:
+    settings: dict[str, Any] = {
+        name: _CLEARED[name] if value is None else value
+        for name, value in cmd.given_settings().items()
+    }
+    after = replace(position, **settings)
+    if after.max_quantity < after.min_quantity:
         return Rejection(
             RejectionCode.MAX_BELOW_MIN,
-            f"max_quantity {cmd.max_quantity} is below min_quantity {cmd.min_quantity}",
+            f"max_quantity {after.max_quantity} would be below min_quantity {after.min_quantity}",
             (FieldError("max_quantity", "must be >= min_quantity", "max_below_min"),),
         )
-    return single(
-        changed(
-            position,
-            min_quantity=cmd.min_quantity,
-            max_quantity=cmd.max_quantity,
-            low_stock_threshold=cmd.low_stock_threshold,
-            reorder_quantity=cmd.reorder_quantity,
-            bin=cmd.bin,
-            preferred_supplier=cmd.preferred_supplier,
-        )
-    )
+    return single(changed(position, **settings))
 
 
 def pick_stock(view: StockView, cmd: PickStock, policy: Policy) -> Decision:
