@@ -40,6 +40,18 @@ class RejectionCode(StrEnum):
     NAME_REQUIRED = "NAME_REQUIRED"
     UNKNOWN_UNIT = "UNKNOWN_UNIT"
     BASE_UNIT_IN_UNITS = "BASE_UNIT_IN_UNITS"
+    NOT_TRACKED = "NOT_TRACKED"
+    TRACKING_CHANGE_WITH_STOCK = "TRACKING_CHANGE_WITH_STOCK"
+    SERIALS_REQUIRED = "SERIALS_REQUIRED"
+    SERIAL_COUNT_MISMATCH = "SERIAL_COUNT_MISMATCH"
+    SERIAL_IN_STOCK = "SERIAL_IN_STOCK"
+    SERIAL_NOT_AT_POSITION = "SERIAL_NOT_AT_POSITION"
+    SERIAL_NOT_AVAILABLE = "SERIAL_NOT_AVAILABLE"
+    SERIAL_NOT_PICKED = "SERIAL_NOT_PICKED"
+    LOT_REQUIRED = "LOT_REQUIRED"
+    LOT_NOT_FOUND = "LOT_NOT_FOUND"
+    LOT_INSUFFICIENT = "LOT_INSUFFICIENT"
+    LOT_EXPIRY_MISMATCH = "LOT_EXPIRY_MISMATCH"
 
 
 # Why a record went to the dead-letter topic: its `dlq.error.code` header.
@@ -64,6 +76,13 @@ class PoLineStatus(StrEnum):
     RECEIVED_PARTIAL = "ReceivedPartial"
     RECEIVED_FULL = "ReceivedFull"
     CANCELLED = "Cancelled"
+
+
+# ConfigureItem.tracking: how an item's stock is told apart within a position.
+class Tracking(StrEnum):
+    NONE = "none"
+    SERIAL = "serial"
+    LOT = "lot"
 
 
 # AdjustInventory.reason (and then the reason of the events it causes).

@@ -17,18 +17,20 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stockworker.contract.codes import AdjustmentReason
+from stockworker.contract.codes import AdjustmentReason, Tracking
 from stockworker.contract.fields import (
     MAX_UNITS,
     BaseUnit,
     Bin,
     LocationCode,
+    LotCode,
     Name,
     NonNegativeQuantity,
     PoLineNumber,
     PositiveQuantity,
     QuantityDelta,
     Reference,
+    Serials,
     Sku,
     UnitFactor,
     UnitName,
@@ -101,7 +103,17 @@ class OrderPOItem(PositionCommand):
     expected_date: date | None = None
 
 
-class ReceivePOItem(PositionCommand):
+class _AddsTrackedStock(BaseModel):
+    """A command that may add a lot, with its expiry date."""
+
+    @model_validator(mode="after")
+    def _expiry_of_a_lot(self) -> Self:
+        if getattr(self, "expires_on", None) is not None and getattr(self, "lot", None) is None:
+            raise ValueError("expires_on is the expiry of a lot: give lot too")
+        return self
+
+
+class ReceivePOItem(PositionCommand, _AddsTrackedStock):
     """Goods arrived for a purchase-order line (or unplanned): on_hand grows."""
 
     type: Literal["ReceivePOItem"] = "ReceivePOItem"
@@ -110,6 +122,9 @@ class ReceivePOItem(PositionCommand):
     quantity: PositiveQuantity
     unit: UnitName | None = None
     unit_cost: UnitCost
+    serials: Serials | None = None
+    lot: LotCode | None = None
+    expires_on: date | None = None
 
 
 class UnreceivePOItem(PositionCommand):
@@ -120,6 +135,8 @@ class UnreceivePOItem(PositionCommand):
     po_line: PoLineNumber
     quantity: PositiveQuantity
     unit: UnitName | None = None
+    serials: Serials | None = None
+    lot: LotCode | None = None
 
 
 class CancelPOItem(PositionCommand):
@@ -168,6 +185,8 @@ class PickStock(PositionCommand):
     unit: UnitName | None = None
     order_ref: Reference
     reservation_id: Reference | None = None
+    serials: Serials | None = None
+    lot: LotCode | None = None
 
 
 class UnpickStock(PositionCommand):
@@ -177,6 +196,8 @@ class UnpickStock(PositionCommand):
     quantity: PositiveQuantity
     unit: UnitName | None = None
     order_ref: Reference
+    serials: Serials | None = None
+    lot: LotCode | None = None
 
 
 class ShipStock(PositionCommand):
@@ -186,9 +207,11 @@ class ShipStock(PositionCommand):
     quantity: PositiveQuantity
     unit: UnitName | None = None
     order_ref: Reference
+    serials: Serials | None = None
+    lot: LotCode | None = None
 
 
-class AdjustInventory(PositionCommand):
+class AdjustInventory(PositionCommand, _AddsTrackedStock):
     """Correct on_hand by a signed delta, or set it to a counted quantity."""
 
     type: Literal["AdjustInventory"] = "AdjustInventory"
@@ -198,6 +221,9 @@ class AdjustInventory(PositionCommand):
     reason: AdjustmentReason
     # Value of stock found; by default the position's moving-average cost.
     unit_cost: UnitCost | None = None
+    serials: Serials | None = None
+    lot: LotCode | None = None
+    expires_on: date | None = None
 
     @model_validator(mode="after")
     def _exactly_one_of_delta_or_count(self) -> Self:
@@ -223,6 +249,8 @@ class TransferStock(_Base):
     unit: UnitName | None = None
     expected_version: Version | None = None  # of the source position
     expected_destination_version: Version | None = None
+    serials: Serials | None = None
+    lot: LotCode | None = None
 
 
 class _CatalogueCommand(_Base):
@@ -234,7 +262,7 @@ class _CatalogueCommand(_Base):
 
     expected_version: Version | None = None
 
-    @field_validator("name", "active", "base_unit", check_fields=False)
+    @field_validator("name", "active", "base_unit", "tracking", check_fields=False)
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -267,6 +295,8 @@ class ConfigureItem(_CatalogueCommand):
     name: Name | None = None
     base_unit: BaseUnit | None = None
     units: Annotated[dict[UnitName, UnitFactor], Field(max_length=MAX_UNITS)] | None = None
+    # none, serial or lot; refused (TRACKING_CHANGE_WITH_STOCK) while any stock is held.
+    tracking: Tracking | None = None
     active: bool | None = None
 
 

@@ -77,6 +77,16 @@ class Cause(_Model):
     unit: str | None = None
 
 
+class Movement(_Model):
+    """How a change moved one serial number or lot of a tracked item (deltas)."""
+
+    serial: str | None
+    lot: str | None
+    expires_on: date | None
+    on_hand: int
+    picked: int
+
+
 class FieldErrorModel(_Model):
     field: str
     message: str
@@ -92,6 +102,9 @@ class StockChanged(_Model):
     version: int
     cause: Cause
     deltas: Deltas
+    # The serial numbers or lots the change moved (empty for an untracked item). Before
+    # `quantities`: a PositionSnapshot is cut from the event from there on.
+    movements: tuple[Movement, ...] = ()
     quantities: Quantities
     valuation: Valuation
     settings: PositionSettings

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 # Quantities are integers in the item's base unit. The upper bound keeps every sum
 # of quantities inside PostgreSQL's BIGINT and rejects absurd input early.
@@ -25,9 +26,29 @@ UnitName = BaseUnit
 # How many base units one named unit holds (BOX = 12 EA).
 UnitFactor = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 MAX_UNITS = 20
+# Tracked stock: a serial number names one unit of an item; a lot names a batch of them.
+SerialNumber = Annotated[str, Field(min_length=1, max_length=100, pattern=_CODE)]
+LotCode = Annotated[str, Field(min_length=1, max_length=100, pattern=_CODE)]
+# The most serial numbers one command names (a larger receipt is sent in parts).
+MAX_SERIALS = 1000
 PositiveQuantity = Annotated[int, Field(strict=True, ge=1, le=MAX_QUANTITY)]
 NonNegativeQuantity = Annotated[int, Field(strict=True, ge=0, le=MAX_QUANTITY)]
 QuantityDelta = Annotated[int, Field(strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 Version = Annotated[int, Field(strict=True, ge=0)]
 # The number of a line within a purchase order (not the line itself: domain PoLine).
 PoLineNumber = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+
+
+def _distinct(serials: tuple[str, ...]) -> tuple[str, ...]:
+    repeated = sorted(s for s, n in Counter(serials).items() if n > 1)
+    if repeated:
+        raise ValueError(f"serial numbers repeat: {', '.join(repeated[:5])}")
+    return serials
+
+
+# The serial numbers of the units a command moves, each once.
+Serials = Annotated[
+    tuple[SerialNumber, ...],
+    Field(min_length=1, max_length=MAX_SERIALS),
+    AfterValidator(_distinct),
+]

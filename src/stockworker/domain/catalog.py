@@ -25,6 +25,8 @@ class Item:
     # Named units and how many base units each holds (BOX: 12).
     units: Mapping[str, int] = field(default_factory=lambda: NO_UNITS)
     active: bool = True
+    # "none", "serial" or "lot" (contract.codes.Tracking).
+    tracking: str = "none"
     version: int = 1
 
     def factor(self, unit: str) -> int | None:

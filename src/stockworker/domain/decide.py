@@ -53,6 +53,7 @@ from stockworker.domain.outcome import Decision, Rejection
 from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
+from stockworker.domain.tracking import lot_count_as_delta, track
 from stockworker.domain.units import in_base_units
 from stockworker.domain.valuation import money_context
 
@@ -106,8 +107,10 @@ def _decide(view: StockView, command: AnyCommand, policy: Policy) -> Decision:
 
 
 def _handle(view: StockView, command: AnyCommand, policy: Policy) -> Decision:
-    """The command's handler, given its quantities in base units."""
+    """The command's handler, given its quantities in base units, then which serials or
+    lots of a tracked item the changes move (domain/tracking.py)."""
     converted = in_base_units(view, command)
     if isinstance(converted, Rejection):
         return converted
-    return HANDLERS[type(command)](view, converted, policy)
+    converted = lot_count_as_delta(view, converted)
+    return track(view, converted, HANDLERS[type(command)](view, converted, policy))

@@ -36,13 +36,23 @@ class Footprint:
     # locked, so two of them for one entry on different partitions take turns.
     configured_locations: tuple[str, ...] = ()
     configured_items: tuple[str, ...] = ()
+    # Serial numbers the command names, as (sku, serial): where each is in stock is read.
+    serials: tuple[tuple[str, str], ...] = ()
+    # SKUs whose stocked positions are read (a ConfigureItem changing tracking).
+    stocked_items: tuple[str, ...] = ()
 
 
 def footprint(command: AnyCommand) -> Footprint:
     if isinstance(command, ConfigureLocation):
         return Footprint(locations=(command.code,), configured_locations=(command.code,))
     if isinstance(command, ConfigureItem):
-        return Footprint(items=(command.sku,), configured_items=(command.sku,))
+        return Footprint(
+            items=(command.sku,),
+            configured_items=(command.sku,),
+            stocked_items=(command.sku,) if command.tracking is not None else (),
+        )
+    serials = command.__dict__.get("serials")
+    named = tuple((command.sku, s) for s in serials) if serials else ()
     if isinstance(command, TransferStock):
         return Footprint(
             positions=(
@@ -51,6 +61,7 @@ def footprint(command: AnyCommand) -> Footprint:
             ),
             locations=(command.from_location, command.to_location),
             items=(command.sku,),
+            serials=named,
         )
     po_lines: tuple[PoLineKey, ...] = ()
     if isinstance(command, OrderPOItem | ReceivePOItem | UnreceivePOItem | CancelPOItem):
@@ -64,4 +75,5 @@ def footprint(command: AnyCommand) -> Footprint:
         reservations=reservations,
         locations=(command.location,),
         items=(command.sku,),
+        serials=named,
     )

@@ -15,10 +15,10 @@ code: fields at their default are left out (a new optional field changes nothing
 the first byte is a version of the algorithm; fingerprints of different versions are
 taken as the same command rather than refused.
 
-The configure commands change only the fields they carry, so for them a field sent
-at its default (an explicit null clears a setting) is not the same as one left out:
-their given fields are always written, under version 2. (Version 1 wrote them like the
-others; a stored version-1 fingerprint is taken as the same command.)
+ConfigureStockItem and ConfigureItem change only the fields they carry, and an explicit
+null clears a setting or the units: for those fields a null sent is not the same as one
+left out, so when given they are always written, under version 2 (`units` null as {},
+which means the same). A stored version-1 fingerprint is taken as the same command.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from typing import Any
 from uuid import UUID
 
 from stockworker.contract.commands import (
+    STOCK_ITEM_SETTINGS,
     AnyCommand,
     ConfigureItem,
-    ConfigureLocation,
     ConfigureStockItem,
 )
 
@@ -41,7 +41,10 @@ FINGERPRINT_BYTES = 16
 FINGERPRINT_VERSION = b"\x01"
 # The version of fingerprints of commands whose given fields count (see above).
 GIVEN_FIELDS_VERSION = b"\x02"
-_GIVEN_FIELDS_COUNT = frozenset({ConfigureStockItem, ConfigureItem, ConfigureLocation})
+_GIVEN_FIELDS_COUNT: dict[type[AnyCommand], frozenset[str]] = {
+    ConfigureStockItem: STOCK_ITEM_SETTINGS,
+    ConfigureItem: frozenset({"units"}),
+}
 
 
 # Exact types: an enum member (a str subclass) is written as its value, not its repr.
@@ -89,10 +92,11 @@ def command_fingerprint(command: AnyCommand) -> bytes:
     # one id. The separators are control characters, which no text field may hold.
     # (Written out rather than with helpers: it runs for every command.)
     defaults = _defaults(type(command))
-    given: frozenset[str] | set[str] = frozenset()
+    given: frozenset[str] = frozenset()
     version = FINGERPRINT_VERSION
-    if type(command) in _GIVEN_FIELDS_COUNT:
-        given, version = command.model_fields_set, GIVEN_FIELDS_VERSION
+    counted = _GIVEN_FIELDS_COUNT.get(type(command))
+    if counted is not None:
+        given, version = counted & command.model_fields_set, GIVEN_FIELDS_VERSION
     text: str = command.type
     for name, value in command.__dict__.items():
         if name in _LEFT_OUT:
@@ -106,7 +110,9 @@ def command_fingerprint(command: AnyCommand) -> bytes:
             continue
         kind = type(value)
         if value is None:
-            shown = "\x00"  # a given null: no text field can hold a control character
+            # A given null: no text field can hold a control character. Units null
+            # and {} both remove the units.
+            shown = "" if name == "units" else "\x00"
         else:
             shown = value if kind is str else str(value) if kind in _PLAIN else _canonical(value)
         text += f"\x1e{name}\x1f{shown}"

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from stockworker.contract.commands import AnyCommand
 from stockworker.domain.outcome import PositionChange
+from stockworker.domain.tracking import Movement, movements
 from stockworker.domain.valuation import ZERO
 
 QUANTITY_FIELDS = ("on_hand", "reserved", "picked", "on_order", "back_ordered", "stock_value")
@@ -78,6 +79,8 @@ class LedgerEntry:
     # have no settings (None) and no references.
     references: CauseReferences = NO_REFERENCES
     settings: LedgerSettings | None = None
+    # The serial numbers or lots the change moved (since migration 0010).
+    movements: tuple[Movement, ...] = ()
 
 
 def _quantities(change_side: object, version: int) -> LedgerQuantities:
@@ -107,6 +110,7 @@ def ledger_entry(
         ),
         after=_quantities(after, after.version),
         references=references,
+        movements=movements(before, after),
         settings=LedgerSettings(
             after.min_quantity,
             after.max_quantity,

@@ -12,6 +12,7 @@ see, along with every document validating against its model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -28,6 +29,7 @@ from stockworker.domain.outcome import (
     Rejection,
 )
 from stockworker.domain.replenishment import suggested_order_quantity
+from stockworker.domain.tracking import SERIAL, Movement, movements
 
 # An event as a document: see the module's docstring.
 EventDoc = dict[str, Any]
@@ -49,8 +51,25 @@ def _cause(command: AnyCommand, reason: str | None) -> EventDoc:
     return cause
 
 
+def movement_docs(moved: Sequence[Movement]) -> list[EventDoc]:
+    return [
+        {
+            "serial": m.id if m.kind == SERIAL else None,
+            "lot": m.id if m.kind != SERIAL else None,
+            "expires_on": m.expires_on,
+            "on_hand": m.on_hand,
+            "picked": m.picked,
+        }
+        for m in moved
+    ]
+
+
 def stock_changed(
-    occurred_at: datetime, change: PositionChange, ids: EventIds, cause: EventDoc
+    occurred_at: datetime,
+    change: PositionChange,
+    ids: EventIds,
+    cause: EventDoc,
+    moved: Sequence[Movement] = (),
 ) -> EventDoc:
     before, after = change.before, change.after
     return {
@@ -69,6 +88,7 @@ def stock_changed(
             "back_ordered": after.back_ordered - before.back_ordered,
             "stock_value": after.stock_value - before.stock_value,
         },
+        "movements": movement_docs(moved) if moved else [],
         "quantities": {
             "on_hand": after.on_hand,
             "reserved": after.reserved,
@@ -224,7 +244,8 @@ def outcome_events(command: AnyCommand, decision: Decision) -> tuple[EventDoc, l
     events: list[EventDoc] = []
     for change in decision.positions:
         cause = _cause(command, change.reason)
-        events.append(stock_changed(command.occurred_at, change, ids, cause))
+        moved = movements(change.before, change.after)
+        events.append(stock_changed(command.occurred_at, change, ids, cause, moved))
         events.extend(low_stock_events(command.occurred_at, change, ids, cause))
     if decision.po_line is not None:
         events.append(_po_line_changed(command, decision.po_line, ids))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from typing import NamedTuple
@@ -46,6 +46,33 @@ _EMPTY_RESERVATIONS: Mapping[str, Reservation] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
+class Holding:
+    """Tracked stock within a position: one serial number (on_hand 1) or one lot.
+
+    `picks` holds what of it is picked, per order reference; the rest is free.
+    `sequence` orders holdings by arrival at the position (FEFO's tie-break).
+    """
+
+    kind: str  # Tracking.SERIAL or Tracking.LOT
+    id: str
+    on_hand: int
+    picks: Mapping[str, int] = field(default_factory=lambda: _EMPTY_PICKS)
+    expires_on: date | None = None
+    sequence: int = 0
+
+    @property
+    def picked(self) -> int:
+        return sum(self.picks.values())
+
+    @property
+    def free(self) -> int:
+        return self.on_hand - self.picked
+
+
+_EMPTY_HOLDINGS: Mapping[str, Holding] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """Quantities of one position. `version` 0 means the position does not exist yet.
 
@@ -70,6 +97,8 @@ class Position:
     preferred_supplier: str | None = None
     picks: Mapping[str, int] = field(default_factory=lambda: _EMPTY_PICKS)
     reservations: Mapping[str, Reservation] = field(default_factory=lambda: _EMPTY_RESERVATIONS)
+    # The serials or lots of a tracked item's position, by id; empty for untracked items.
+    holdings: Mapping[str, Holding] = field(default_factory=lambda: _EMPTY_HOLDINGS)
     version: int = 0
 
     @property
@@ -128,6 +157,25 @@ class Position:
             problems.append("back orders wait while stock is available")
         if self.on_hand == 0 and self.stock_value != 0:
             problems.append("value without stock")
+        if problems:
+            raise InvariantViolation(f"{self.sku}@{self.location}: " + ", ".join(problems))
+
+    def check_holdings(self) -> None:
+        """A tracked position's quantities are the sums of its holdings'."""
+        problems = []
+        holdings = self.holdings.values()
+        if sum(h.on_hand for h in holdings) != self.on_hand:
+            problems.append("holdings do not add up to on_hand")
+        picks: dict[str, int] = {}
+        for h in holdings:
+            if h.on_hand <= 0 or h.picked > h.on_hand or any(q <= 0 for q in h.picks.values()):
+                problems.append(f"holding {h.id!r} holds nothing or more picked than on hand")
+            if h.kind == "serial" and h.on_hand != 1:
+                problems.append(f"serial {h.id!r} is not one unit")
+            for order, quantity in h.picks.items():
+                picks[order] = picks.get(order, 0) + quantity
+        if picks != dict(self.picks):
+            problems.append("holdings' picks do not add up to picks")
         if problems:
             raise InvariantViolation(f"{self.sku}@{self.location}: " + ", ".join(problems))
 

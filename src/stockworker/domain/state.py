@@ -29,6 +29,12 @@ class StockView(Protocol):
     def reservation_owner(self, reservation_id: str) -> PositionKey | None:
         """The position holding an open reservation with this id."""
 
+    def serial_location(self, sku: str, serial: str) -> str | None:
+        """Where a serial number of `sku` is in stock, if anywhere (among those loaded)."""
+
+    def has_stock(self, sku: str) -> bool:
+        """Whether any position of `sku` holds stock (for those loaded as `stocked`)."""
+
 
 @dataclass
 class StockState:
@@ -37,6 +43,10 @@ class StockState:
     locations: dict[str, Location] = field(default_factory=dict)
     items: dict[str, Item] = field(default_factory=dict)
     reservation_owners: dict[str, PositionKey] = field(default_factory=dict)
+    # Serial numbers in stock, by (sku, serial): their location.
+    serial_locations: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Positions (sku, location) that held stock when loaded, for the SKUs asked about.
+    stocked: set[PositionKey] = field(default_factory=set)
 
     @classmethod
     def of(
@@ -46,6 +56,8 @@ class StockState:
         locations: Iterable[Location] = (),
         items: Iterable[Item] = (),
         other_reservations: Iterable[tuple[str, PositionKey]] = (),
+        serials_elsewhere: Iterable[tuple[str, str, str]] = (),
+        stocked: Iterable[PositionKey] = (),
     ) -> StockState:
         state = cls(
             positions={p.key: p for p in positions},
@@ -53,10 +65,15 @@ class StockState:
             locations={loc.code: loc for loc in locations},
             items={i.sku: i for i in items},
             reservation_owners=dict(other_reservations),
+            serial_locations={(sku, serial): loc for sku, serial, loc in serials_elsewhere},
+            stocked=set(stocked),
         )
         for p in state.positions.values():
             for reservation_id in p.reservations:
                 state.reservation_owners[reservation_id] = p.key
+            for h in p.holdings.values():
+                if h.kind == "serial":
+                    state.serial_locations[p.sku, h.id] = p.location
         return state
 
     def position(self, key: PositionKey) -> Position:
@@ -74,14 +91,31 @@ class StockState:
     def reservation_owner(self, reservation_id: str) -> PositionKey | None:
         return self.reservation_owners.get(reservation_id)
 
+    def serial_location(self, sku: str, serial: str) -> str | None:
+        return self.serial_locations.get((sku, serial))
+
+    def has_stock(self, sku: str) -> bool:
+        positions = self.positions
+        if any(p.on_hand for p in positions.values() if p.sku == sku):
+            return True
+        return any(k.sku == sku and k not in positions for k in self.stocked)
+
     def put_position(self, position: Position) -> None:
-        """Store a position, keeping the owners of its reservations in step."""
+        """Store a position, keeping the owners of its reservations and serials in step."""
         before = self.positions.get(position.key)
         if before is not None:
             for reservation_id in before.reservations.keys() - position.reservations:
                 del self.reservation_owners[reservation_id]
+            if before.holdings is not position.holdings:
+                for h in before.holdings.values():
+                    if h.kind == "serial" and h.id not in position.holdings:
+                        del self.serial_locations[position.sku, h.id]
         for reservation_id in position.reservations:
             self.reservation_owners[reservation_id] = position.key
+        if position.holdings and (before is None or before.holdings is not position.holdings):
+            for h in position.holdings.values():
+                if h.kind == "serial":
+                    self.serial_locations[position.sku, h.id] = position.location
         self.positions[position.key] = position
 
     def apply(self, outcome: Outcome) -> None:

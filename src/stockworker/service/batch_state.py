@@ -69,6 +69,8 @@ def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
     items: set[str] = set()
     configured_locations: set[str] = set()
     configured_items: set[str] = set()
+    serials: set[tuple[str, str]] = set()
+    stocked_items: set[str] = set()
     for command in commands:
         f = footprint(command)
         positions.update(f.positions)
@@ -78,6 +80,10 @@ def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
         items.update(f.items)
         configured_locations.update(f.configured_locations)
         configured_items.update(f.configured_items)
+        if f.serials:
+            serials.update(f.serials)
+        if f.stocked_items:
+            stocked_items.update(f.stocked_items)
     return Footprint(
         tuple(sorted(positions)),
         tuple(sorted(po_lines)),
@@ -86,6 +92,8 @@ def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
         tuple(sorted(items)),
         tuple(sorted(configured_locations)),
         tuple(sorted(configured_items)),
+        tuple(sorted(serials)),
+        tuple(sorted(stocked_items)),
     )
 
 

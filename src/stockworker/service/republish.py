@@ -189,7 +189,7 @@ def rebuilt_events(
     events: list[EventDoc] = []
     missing: list[str] = []
     if CHANGED in wanted:
-        events.append(stock_changed(entry.occurred_at, change, ids, cause))
+        events.append(stock_changed(entry.occurred_at, change, ids, cause, entry.movements))
     if LOW_STOCK in wanted:
         if known_before:
             events.extend(low_stock_events(entry.occurred_at, change, ids, cause))

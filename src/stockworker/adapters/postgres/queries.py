@@ -14,6 +14,7 @@ from typing import Any
 
 from stockworker.adapters.postgres.outbox_rows import PROCESSED_COMMAND_COLUMNS
 from stockworker.adapters.postgres.tables import (
+    HOLDINGS,
     ITEMS,
     LEDGER_COLUMNS,
     LOCATIONS,
@@ -107,6 +108,14 @@ SAVE_RESERVATIONS = _upsert(RESERVATIONS)
 RESERVATION_OWNERS = _sql("reservation_owners")
 DELETE_RESERVATIONS = _sql("delete_reservations")
 DUE_RESERVATIONS = _sql("due_reservations")
+
+# A tracked position's serial numbers or lots, by the position's key.
+LOAD_HOLDINGS = _select(HOLDINGS.names, HOLDINGS.name, _keys_in(HOLDINGS.owner_columns))
+ALL_HOLDINGS = _select(HOLDINGS.names, HOLDINGS.name)
+SAVE_HOLDINGS = _upsert(HOLDINGS)
+DELETE_HOLDINGS = _sql("delete_holdings")
+SERIAL_LOCATIONS = _sql("serial_locations")
+STOCKED_POSITIONS = _sql("stocked_positions")
 TRY_EXPIRY_LEADERSHIP = _sql("try_expiry_leadership")
 
 LOAD_PO_LINES = _load_by_key(PO_LINES)

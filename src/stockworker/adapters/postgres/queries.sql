@@ -15,6 +15,20 @@ WHERE reservation_id = ANY($1::text[])
 -- delete_reservations --
 DELETE FROM stock_reservation WHERE reservation_id = ANY($1::text[])
 
+-- delete_holdings --
+-- Serial numbers or lots no longer held, by (sku, location, id).
+DELETE FROM stock_holding
+WHERE (sku, location, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+
+-- serial_locations --
+-- Where serial numbers named by a batch are in stock, by (sku, serial).
+SELECT sku, id, location FROM stock_holding
+WHERE kind = 'serial' AND (sku, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+
+-- stocked_positions --
+-- The positions of these SKUs that hold stock (a ConfigureItem changing tracking).
+SELECT sku, location FROM stock_position WHERE sku = ANY($1::text[]) AND on_hand > 0
+
 -- due_reservations --
 -- Keyset pages: a page that could not expire some of its rows never hides the next one.
 SELECT reservation_id, sku, location, expires_at, sequence FROM stock_reservation

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -26,8 +26,9 @@ from stockworker.domain.ledger import (
     LedgerQuantities,
     LedgerSettings,
 )
-from stockworker.domain.position import Position, PositionKey, Reservation
+from stockworker.domain.position import Holding, Position, PositionKey, Reservation
 from stockworker.domain.purchasing import PoLine
+from stockworker.domain.tracking import Movement
 from stockworker.domain.valuation import money
 from stockworker.service.ports import DueReservation
 
@@ -167,10 +168,16 @@ class Table(Generic[R]):
         return columns
 
 
-# A position's reservations are rows of their own table, written only when they change.
-POSITIONS = Table("stock_position", Position, ("sku", "location"), skip=("reservations",))
+# A position's reservations and holdings are rows of their own tables, written only
+# when they change.
+POSITIONS = Table(
+    "stock_position", Position, ("sku", "location"), skip=("reservations", "holdings")
+)
 RESERVATIONS = Table(
     "stock_reservation", Reservation, ("reservation_id",), owner=POSITIONS, stamped=False
+)
+HOLDINGS = Table(
+    "stock_holding", Holding, ("sku", "location", "id"), owner=POSITIONS, stamped=False
 )
 PO_LINES = Table(
     "purchase_order_line",
@@ -182,20 +189,36 @@ LOCATIONS = Table("stock_location", Location, ("code",))
 ITEMS = Table("stock_item", Item, ("sku",))
 
 
+_NO_HOLDINGS: Mapping[str, Holding] = MappingProxyType({})
+
+
 def positions_from_rows(
-    reservation_rows: Iterable[asyncpg.Record], position_rows: Iterable[asyncpg.Record]
+    reservation_rows: Iterable[asyncpg.Record],
+    position_rows: Iterable[asyncpg.Record],
+    holding_rows: Iterable[asyncpg.Record] = (),
 ) -> list[Position]:
-    """Positions with their reservations, from rows of stock_reservation and stock_position."""
+    """Positions with their reservations and holdings, from rows of stock_reservation,
+    stock_position and stock_holding."""
     held: dict[PositionKey, dict[str, Reservation]] = {}
     for r in reservation_rows:
         key = PositionKey(r["sku"], r["location"])
         held.setdefault(key, {})[r["reservation_id"]] = RESERVATIONS.from_row(r)
-    return [
-        POSITIONS.from_row(
-            r, reservations=MappingProxyType(held.get(PositionKey(r["sku"], r["location"]), {}))
+    holdings: dict[PositionKey, dict[str, Holding]] = {}
+    for r in holding_rows:
+        key = PositionKey(r["sku"], r["location"])
+        holdings.setdefault(key, {})[r["id"]] = HOLDINGS.from_row(r)
+    positions = []
+    for r in position_rows:
+        key = PositionKey(r["sku"], r["location"])
+        tracked = holdings.get(key)
+        positions.append(
+            POSITIONS.from_row(
+                r,
+                reservations=MappingProxyType(held.get(key, {})),
+                holdings=MappingProxyType(tracked) if tracked else _NO_HOLDINGS,
+            )
         )
-        for r in position_rows
-    ]
+    return positions
 
 
 _due = RowReader(DueReservation, columns_of(DueReservation, skip=("position",)))
@@ -208,7 +231,9 @@ def due_reservation_from_row(row: asyncpg.Record) -> DueReservation:
 # The ledger: an entry's own fields, its deltas (columns named delta_*), the quantities
 # after it (each of these two a LedgerQuantities without its version), then (since
 # migration 0008) the cause's references and the settings after it.
-_ENTRY_COLUMNS = columns_of(LedgerEntry, skip=("deltas", "after", "references", "settings"))
+_ENTRY_COLUMNS = columns_of(
+    LedgerEntry, skip=("deltas", "after", "references", "settings", "movements")
+)
 _QUANTITY_COLUMNS = columns_of(LedgerQuantities, skip=("version",))
 _REFERENCE_COLUMNS = columns_of(CauseReferences, sql_types={"po_line": SqlType("integer")})
 _SETTING_COLUMNS = columns_of(LedgerSettings)
@@ -225,6 +250,8 @@ LEDGER_COLUMNS = (
     # occurred_at is stored as an instant; its offset, so an event rebuilt from the
     # ledger writes the time as the command gave it.
     "occurred_at_utc_offset",
+    # (migration 0010) the serial numbers or lots moved, NULL when none.
+    "movements",
 )
 # The columns of stock_position the ledger is checked against.
 POSITION_QUANTITY_COLUMNS = ("sku", "location", *_QUANTITY_FIELDS, "version")
@@ -249,6 +276,7 @@ def ledger_entry_from_row(row: asyncpg.Record) -> LedgerEntry:
         references=_references(row),
         # Entries written before migration 0008 have no settings (and no offset).
         settings=None if row["min_quantity"] is None else _settings(row),
+        movements=_movements_from_db(row["movements"]),
     )
     offset = row["occurred_at_utc_offset"]
     if offset:
@@ -272,4 +300,26 @@ def ledger_record(entry: LedgerEntry) -> tuple[object, ...]:
         *_reference_values(entry.references),
         *(_setting_values(settings) if settings is not None else _NO_SETTINGS),
         _utc_offset(entry.occurred_at),
+        _movements_to_db(entry.movements),
+    )
+
+
+def _movements_to_db(moved: Sequence[Movement]) -> str | None:
+    if not moved:
+        return None
+    return json.dumps(
+        [
+            [m.kind, m.id, m.expires_on and m.expires_on.isoformat(), m.on_hand, m.picked]
+            for m in moved
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _movements_from_db(text: str | None) -> tuple[Movement, ...]:
+    if text is None:
+        return ()
+    return tuple(
+        Movement(kind, hid, date.fromisoformat(expires) if expires else None, on_hand, picked)
+        for kind, hid, expires, on_hand, picked in json.loads(text)
     )

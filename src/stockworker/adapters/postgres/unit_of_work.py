@@ -28,6 +28,7 @@ from stockworker.adapters.postgres.outbox_rows import (
     stored_result_record,
 )
 from stockworker.adapters.postgres.tables import (
+    HOLDINGS,
     ITEMS,
     LEDGER_COLUMNS,
     LOCATIONS,
@@ -40,7 +41,7 @@ from stockworker.adapters.postgres.tables import (
     positions_from_rows,
 )
 from stockworker.domain.footprint import Footprint
-from stockworker.domain.position import Position, PositionKey, Reservation
+from stockworker.domain.position import Holding, Position, PositionKey, Reservation
 from stockworker.domain.state import StockState
 from stockworker.service.ports import DueReservation, OutboxMessage, StateChanges, StoredResult
 from stockworker.service.replay import RecordedExpiry, WriteSink
@@ -123,23 +124,40 @@ class PostgresUnitOfWork:
 
     async def load_state(self, footprint: Footprint) -> StockState:
         conn = self._connection
+        items = await self._load(ITEMS, queries.LOAD_ITEMS, footprint.items)
         positions: list[Position] = []
         if footprint.positions:
             keys = _key_arrays(footprint.positions)
+            # Holdings only for tracked items: a batch of untracked ones reads nothing more.
+            tracked = {i.sku for i in items if i.tracking != "none"}
+            tracked_keys = [k for k in footprint.positions if k.sku in tracked]
             positions = positions_from_rows(
                 await conn.fetch(queries.LOAD_RESERVATIONS, *keys),
                 await conn.fetch(queries.LOAD_POSITIONS, *keys),
+                await conn.fetch(queries.LOAD_HOLDINGS, *_key_arrays(tracked_keys))
+                if tracked_keys
+                else (),
             )
         owners: list[tuple[str, PositionKey]] = []
         if footprint.reservations:
             rows = await conn.fetch(queries.RESERVATION_OWNERS, list(footprint.reservations))
             owners = [(r["reservation_id"], PositionKey(r["sku"], r["location"])) for r in rows]
+        serials: list[tuple[str, str, str]] = []
+        if footprint.serials:
+            rows = await conn.fetch(queries.SERIAL_LOCATIONS, *_key_arrays(footprint.serials))
+            serials = [(r["sku"], r["id"], r["location"]) for r in rows]
+        stocked: list[PositionKey] = []
+        if footprint.stocked_items:
+            rows = await conn.fetch(queries.STOCKED_POSITIONS, list(footprint.stocked_items))
+            stocked = [PositionKey(r["sku"], r["location"]) for r in rows]
         return StockState.of(
             positions,
             await self._load(PO_LINES, queries.LOAD_PO_LINES, footprint.po_lines),
             await self._load(LOCATIONS, queries.LOAD_LOCATIONS, footprint.locations),
-            await self._load(ITEMS, queries.LOAD_ITEMS, footprint.items),
+            items,
             owners,
+            serials,
+            stocked,
         )
 
     async def _load(
@@ -160,6 +178,7 @@ class PostgresUnitOfWork:
         if changes.positions:
             await self._upsert(queries.SAVE_POSITIONS, POSITIONS, [p for _, p in changes.positions])
             await self._save_reservations(changes.positions)
+            await self._save_holdings(changes.positions)
         await self._upsert(queries.SAVE_PO_LINES, PO_LINES, changes.po_lines)
         await self._upsert(queries.SAVE_LOCATIONS, LOCATIONS, changes.locations)
         await self._upsert(queries.SAVE_ITEMS, ITEMS, changes.items)
@@ -193,6 +212,27 @@ class PostgresUnitOfWork:
         if closed:
             await self._connection.execute(queries.DELETE_RESERVATIONS, closed)
         await self._upsert(queries.SAVE_RESERVATIONS, RESERVATIONS, changed, holders)
+
+    async def _save_holdings(self, positions: Sequence[tuple[Position | None, Position]]) -> None:
+        """Write only the holdings that changed; delete those no longer held (first, so a
+        serial number moving between locations is never in two rows at once)."""
+        changed: list[Holding] = []
+        holders: list[Position] = []
+        gone: list[tuple[str, str, str]] = []
+        for original, current in positions:
+            before = original.holdings if original else {}
+            if before is current.holdings:
+                continue
+            gone.extend(
+                (current.sku, current.location, h) for h in before if h not in current.holdings
+            )
+            for holding in current.holdings.values():
+                if before.get(holding.id) != holding:
+                    changed.append(holding)
+                    holders.append(current)
+        if gone:
+            await self._connection.execute(queries.DELETE_HOLDINGS, *_key_arrays(gone))
+        await self._upsert(queries.SAVE_HOLDINGS, HOLDINGS, changed, holders)
 
     async def try_lead_expiry(self) -> bool:
         return bool(await self._connection.fetchval(queries.TRY_EXPIRY_LEADERSHIP))
@@ -234,9 +274,12 @@ class PostgresUnitOfWorkFactory:
 
 
 async def all_positions(conn: asyncpg.Connection | asyncpg.Pool) -> list[Position]:
-    """Every position with its reservations, ordered by key (audit and the tests' checks)."""
+    """Every position with its reservations and holdings, ordered by key (audit and the
+    tests' checks)."""
     return positions_from_rows(
-        await conn.fetch(queries.ALL_RESERVATIONS), await conn.fetch(queries.ALL_POSITIONS)
+        await conn.fetch(queries.ALL_RESERVATIONS),
+        await conn.fetch(queries.ALL_POSITIONS),
+        await conn.fetch(queries.ALL_HOLDINGS),
     )
 
 

@@ -79,6 +79,13 @@ def configure_item(view: StockView, cmd: ConfigureItem, policy: Policy) -> Decis
             (FieldError("units", "must not name the base unit", "base_unit_in_units"),),
             current_version=before.version,
         )
+    tracking = before.tracking if cmd.tracking is None else cmd.tracking.value
+    if tracking != before.tracking and view.has_stock(cmd.sku):
+        return Rejection(
+            RejectionCode.TRACKING_CHANGE_WITH_STOCK,
+            f"{what} holds stock: its tracking stays {before.tracking!r} until none is held",
+            current_version=before.version,
+        )
     return Outcome(
         item=Item(
             sku=cmd.sku,
@@ -86,6 +93,7 @@ def configure_item(view: StockView, cmd: ConfigureItem, policy: Policy) -> Decis
             base_unit=base_unit,
             units=units,
             active=before.active if cmd.active is None else cmd.active,
+            tracking=tracking,
             version=before.version + 1,
         )
     )

@@ -1,0 +1,36 @@
+-- Units of measure and tracked stock (issue 13).
+--
+-- An item's named units and how many base units each holds, as a JSON object
+-- ({"BOX": 12}), and how its stock is tracked: none, by serial number, or by lot.
+-- Both are metadata-only changes (constant defaults): no table rewrite.
+ALTER TABLE stock_item
+    ADD COLUMN units jsonb NOT NULL DEFAULT '{}'::jsonb
+        CHECK (jsonb_typeof(units) = 'object'),
+    ADD COLUMN tracking text NOT NULL DEFAULT 'none'
+        CHECK (tracking IN ('none', 'serial', 'lot'));
+
+-- The serial numbers or lots a tracked item's position holds (none for untracked
+-- items): the position's on_hand and picks are their sums, which the domain checks on
+-- every change. `picks` is the picked quantity per order reference.
+CREATE TABLE stock_holding (
+    sku        text   NOT NULL,
+    location   text   NOT NULL,
+    kind       text   NOT NULL CHECK (kind IN ('serial', 'lot')),
+    id         text   NOT NULL,
+    on_hand    bigint NOT NULL CHECK (on_hand > 0),
+    picks      jsonb  NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(picks) = 'object'),
+    expires_on date,
+    sequence   bigint NOT NULL,
+    PRIMARY KEY (sku, location, id),
+    FOREIGN KEY (sku, location) REFERENCES stock_position (sku, location),
+    CHECK (kind = 'lot' OR (on_hand = 1 AND expires_on IS NULL))
+);
+-- A serial number is in stock at one location of its item at most.
+CREATE UNIQUE INDEX stock_holding_serial ON stock_holding (sku, id) WHERE kind = 'serial';
+
+-- The ledger keeps, for each change, the unit its command gave (the cause of its
+-- StockChanged) and the serial numbers or lots it moved, so `events republish`
+-- rebuilds the event as it was and `project` can fold holdings too. NULL for most rows.
+ALTER TABLE stock_ledger
+    ADD COLUMN unit text,
+    ADD COLUMN movements jsonb;
