@@ -3,13 +3,14 @@ accepted path and each rejection, in the pure domain."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from stockworker.contract.codes import RejectionCode
 from stockworker.contract.events import StockChanged
-from stockworker.domain.ledger import ledger_entry
+from stockworker.domain.ledger import holding_differences, holdings_as_of, ledger_entry, project
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockState
 from stockworker.domain.tracking import Movement
@@ -264,3 +265,40 @@ def test_adjustments_of_a_lot_item_name_the_lot_and_a_count_is_the_lot_s() -> No
     assert state.positions[KEY].on_hand == 7
     run(state, cmd("AdjustInventory", counted_quantity=0, delta=..., reason="COUNT", lot="SOON"))
     assert "SOON" not in held(state)
+
+
+# -- the ledger: project and as-of fold the movements ---------------------------------
+
+
+def test_the_ledger_folds_back_to_the_holdings() -> None:
+    state = item("lot")
+    entries = []
+    for command in (
+        receive(quantity=5, lot="A", expires_on="2027-01-01"),
+        receive(quantity=3, lot="B"),
+        cmd("PickStock", quantity=6, order_ref="O1"),
+        cmd("ShipStock", quantity=4, order_ref="O1"),
+        cmd("TransferStock", quantity=2),
+    ):
+        decision = outcome(state, command)
+        state.apply(decision)
+        entries += [
+            ledger_entry(c, command.command_id, command.type, command.occurred_at)
+            for c in decision.positions
+        ]
+    for key in (KEY, WH2):
+        projection = project([e for e in entries if (e.sku, e.location) == key])
+        stored = {h.id: (h.on_hand, h.picked) for h in state.positions[key].holdings.values()}
+        assert projection.problems == () and projection.holdings == stored
+        assert holding_differences(projection.holdings, stored) == []
+    assert held(state) == {"A": (1, {"O1": 1}), "B": (1, {"O1": 1})}
+    drifted = {"A": (1, 1), "B": (2, 1)}
+    assert holding_differences(
+        project(e for e in entries if e.location == "WH1").holdings, drifted
+    ) == ["holding B: ledger (1, 1), position (2, 1) (on_hand, picked)"]
+    # As of a moment before anything happened, nothing was held.
+    before = entries[0].occurred_at - timedelta(seconds=1)
+    assert holdings_as_of([e for e in entries if e.location == "WH1"], before)[1] == {}
+    assert holdings_as_of([e for e in entries if e.location == "WH2"], entries[-1].occurred_at)[
+        1
+    ] == {"B": (2, 0)}

@@ -8,7 +8,7 @@ compares the result with a stored position, so drift between the two is found.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -145,17 +145,35 @@ def references_of(command: AnyCommand) -> CauseReferences:
     return CauseReferences(**{n: getattr(command, n) for n in names})
 
 
+# A tracked position's holdings as the ledger's movements give them: id -> (on_hand, picked).
+Held = dict[str, tuple[int, int]]
+
+
 @dataclass(frozen=True, slots=True)
 class Projection:
     quantities: LedgerQuantities
     problems: tuple[str, ...]
+    holdings: Held = field(default_factory=dict)
+
+
+def fold_movements(held: Held, moved: Iterable[Movement]) -> None:
+    """Apply one entry's movements to `held` (holdings that reach zero are dropped)."""
+    for m in moved:
+        on_hand, picked = held.get(m.id, (0, 0))
+        on_hand, picked = on_hand + m.on_hand, picked + m.picked
+        if on_hand:
+            held[m.id] = (on_hand, picked)
+        else:
+            held.pop(m.id, None)
 
 
 def project(entries: Iterable[LedgerEntry]) -> Projection:
     """Fold one position's entries (in version order) from zero, checking each step."""
     state = LedgerQuantities()
     problems: list[str] = []
+    held: Held = {}
     for entry in entries:
+        fold_movements(held, entry.movements)
         if entry.version != state.version + 1:
             problems.append(f"version {entry.version} follows {state.version}")
         state = LedgerQuantities(
@@ -168,7 +186,17 @@ def project(entries: Iterable[LedgerEntry]) -> Projection:
             problems.append(
                 f"version {entry.version}: deltas give {state}, entry says {entry.after}"
             )
-    return Projection(state, tuple(problems))
+    return Projection(state, tuple(problems), held)
+
+
+def holding_differences(projected: Held, stored: Held) -> list[str]:
+    """What differs between the holdings the ledger gives and those stored."""
+    return [
+        f"holding {hid}: ledger {projected.get(hid, (0, 0))}, position {stored.get(hid, (0, 0))}"
+        " (on_hand, picked)"
+        for hid in sorted(projected.keys() | stored.keys())
+        if projected.get(hid, (0, 0)) != stored.get(hid, (0, 0))
+    ]
 
 
 def differences(projected: LedgerQuantities, stored: LedgerQuantities | None) -> list[str]:
@@ -184,8 +212,17 @@ def differences(projected: LedgerQuantities, stored: LedgerQuantities | None) ->
 
 def as_of(entries: Iterable[LedgerEntry], moment: datetime) -> LedgerQuantities:
     """The quantities after the last change (in version order) that occurred by `moment`."""
+    return holdings_as_of(entries, moment)[0]
+
+
+def holdings_as_of(
+    entries: Iterable[LedgerEntry], moment: datetime
+) -> tuple[LedgerQuantities, Held]:
+    """The quantities and holdings after the last change that occurred by `moment`."""
     result = LedgerQuantities()
+    held: Held = {}
     for entry in entries:
         if entry.occurred_at <= moment:
             result = entry.after
-    return result
+            fold_movements(held, entry.movements)
+    return result, held

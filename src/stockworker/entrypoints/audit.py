@@ -11,7 +11,7 @@ from stockworker.adapters.postgres.unit_of_work import all_positions
 from stockworker.domain.position import PositionKey
 
 
-async def print_positions(database_url: str) -> None:
+async def print_positions(database_url: str, detail: bool = False) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         positions = await all_positions(conn)
@@ -27,6 +27,14 @@ async def print_positions(database_url: str) -> None:
             f"{p.on_order:>8} {p.back_ordered:>8} {p.available:>9} {p.stock_value:>14} "
             f"{p.version:>7}"
         )
+        if detail:
+            for h in sorted(p.holdings.values(), key=lambda h: h.id):
+                expiry = f" expires {h.expires_on}" if h.expires_on else ""
+                picks = ", ".join(f"{order} {n}" for order, n in sorted(h.picks.items()))
+                print(
+                    f"    {h.kind} {h.id}: on_hand {h.on_hand}, picked {h.picked}"
+                    f"{' (' + picks + ')' if picks else ''}{expiry}"
+                )
 
 
 async def project_ledger(database_url: str) -> int:
@@ -49,7 +57,7 @@ async def project_ledger(database_url: str) -> int:
 async def print_as_of(database_url: str, sku: str, location: str, moment: datetime) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        q = await quantities_as_of(conn, PositionKey(sku, location), moment)
+        q, held = await quantities_as_of(conn, PositionKey(sku, location), moment)
     finally:
         await conn.close()
     print(
@@ -58,3 +66,5 @@ async def print_as_of(database_url: str, sku: str, location: str, moment: dateti
         f"back_ordered {q.back_ordered}, available {q.on_hand - q.reserved - q.picked}, "
         f"stock_value {q.stock_value}"
     )
+    for hid, (on_hand, picked) in sorted(held.items()):
+        print(f"    {hid}: on_hand {on_hand}, picked {picked}")

@@ -82,10 +82,10 @@ def _schemas(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _positions(settings: Settings, _args: argparse.Namespace) -> int:
+def _positions(settings: Settings, args: argparse.Namespace) -> int:
     from stockworker.entrypoints.audit import print_positions
 
-    asyncio.run(print_positions(settings.database_url))
+    asyncio.run(print_positions(settings.database_url, detail=args.detail))
     return 0
 
 
@@ -154,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--grant-to",
                 metavar="ROLE",
                 help="the worker's database role: give it data privileges only",
+            )
+        if name == "positions":
+            p.add_argument(
+                "--detail", action="store_true", help="list each position's serials or lots too"
             )
         if name == "as-of":
             p.add_argument("sku")

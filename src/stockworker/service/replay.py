@@ -728,7 +728,7 @@ def compare_positions(live: Sequence[Position], rebuilt: Sequence[Position]) -> 
         else:
             for name in _COMPARED:
                 mine, other = getattr(a, name), getattr(b, name)
-                if name in ("picks", "reservations"):
+                if name in ("picks", "reservations", "holdings"):
                     mine, other = dict(mine), dict(other)
                 if mine != other:
                     lines.append(f"{where}: {name} live {mine} rebuilt {other}")

@@ -10,8 +10,19 @@ import asyncpg
 
 from stockworker.adapters.postgres import queries
 from stockworker.adapters.postgres.outbox_rows import stored_result_from_row
-from stockworker.adapters.postgres.tables import ledger_entry_from_row, quantities_from_row
-from stockworker.domain.ledger import LedgerEntry, as_of, differences, project
+from stockworker.adapters.postgres.tables import (
+    HOLDINGS,
+    ledger_entry_from_row,
+    quantities_from_row,
+)
+from stockworker.domain.ledger import (
+    Held,
+    LedgerEntry,
+    differences,
+    holding_differences,
+    holdings_as_of,
+    project,
+)
 from stockworker.domain.ledger import LedgerQuantities as Quantities
 from stockworker.domain.position import PositionKey
 from stockworker.service.ports import StoredResult
@@ -56,18 +67,27 @@ async def check_ledger(conn: Connection) -> LedgerReport:
     Runs in one repeatable-read snapshot, so a running worker cannot cause false alarms.
     """
     stored: dict[PositionKey, Quantities] = {}
+    stored_holdings: dict[PositionKey, Held] = {}
     found: dict[PositionKey, list[str]] = {}
     count = 0
     async with conn.transaction(readonly=True, isolation="repeatable_read"):
         for row in await conn.fetch(queries.POSITION_QUANTITIES):
             key = PositionKey(row["sku"], row["location"])
             stored[key] = quantities_from_row(row, version=row["version"])
+        for row in await conn.fetch(queries.ALL_HOLDINGS):
+            holding = HOLDINGS.from_row(row)
+            held = stored_holdings.setdefault(PositionKey(row["sku"], row["location"]), {})
+            held[holding.id] = (holding.on_hand, holding.picked)
         seen: set[PositionKey] = set()
         async for key, entries in _entries_by_position(conn):
             seen.add(key)
             count += len(entries)
             projection = project(entries)
-            problems = [*projection.problems, *differences(projection.quantities, stored.get(key))]
+            problems = [
+                *projection.problems,
+                *differences(projection.quantities, stored.get(key)),
+                *holding_differences(projection.holdings, stored_holdings.get(key, {})),
+            ]
             if problems:
                 found[key] = problems
         for key in stored.keys() - seen:
@@ -78,9 +98,10 @@ async def check_ledger(conn: Connection) -> LedgerReport:
 
 async def quantities_as_of(
     conn: asyncpg.Connection, key: PositionKey, moment: datetime
-) -> Quantities:
+) -> tuple[Quantities, Held]:
+    """A position's quantities and holdings (serials or lots) as of `moment`."""
     rows = await conn.fetch(queries.POSITION_LEDGER, key.sku, key.location)
-    return as_of((ledger_entry_from_row(r) for r in rows), moment)
+    return holdings_as_of((ledger_entry_from_row(r) for r in rows), moment)
 
 
 class PostgresRepublishSource:
