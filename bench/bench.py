@@ -63,14 +63,30 @@ _COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 LINGER_MS = 5
 
 
-def make_commands(n: int, skus: int, seed: int, sku_prefix: str = "BENCH") -> list[AnyCommand]:
+def make_commands(
+    n: int, skus: int, seed: int, sku_prefix: str = "BENCH", tracked_share: float = 0.0
+) -> list[AnyCommand]:
     """A warehouse-like mix over many SKUs: receipts (each its own unplanned PO line),
     reservations and their release, picks (some from a reservation), ships, adjustments;
-    built as the contract's models (as an upstream publisher using StockClient would)."""
+    built as the contract's models (as an upstream publisher using StockClient would).
+
+    With `tracked_share`, that share of the SKUs is tracked, half by serial number and
+    half by lot (configured first): their receipts and adjustments name serials or lots
+    and their ships name the serials picked; lots are picked first-expiry-first-out."""
     rng = random.Random(seed)
     now = datetime.now(UTC).isoformat()
     open_reservations: dict[str, list[str]] = {}
     out = []
+    tracking = {
+        f"{sku_prefix}-{k:05d}": "serial" if k % 2 else "lot"
+        for k in range(round(skus * tracked_share))
+    }
+    units = _TrackedUnits()
+    for sku, tracked_as in tracking.items():
+        item = {"type": "ConfigureItem", "sku": sku, "name": sku, "tracking": tracked_as}
+        out.append(
+            _COMMAND.validate_python({**item, "command_id": str(uuid.uuid4()), "occurred_at": now})
+        )
     for i in range(n):
         sku = f"{sku_prefix}-{rng.randrange(skus):05d}"
         base = {"command_id": str(uuid.uuid4()), "occurred_at": now, "sku": sku, "location": "WH1"}
@@ -104,8 +120,58 @@ def make_commands(n: int, skus: int, seed: int, sku_prefix: str = "BENCH") -> li
             body = {"type": "ShipStock", "quantity": rng.randint(1, 3), "order_ref": "SO-1"}
         else:
             body = {"type": "AdjustInventory", "delta": rng.choice([-1, 1, 2]), "reason": "COUNT"}
+        kind = tracking.get(sku)
+        if kind == "serial":
+            body = units.serials(sku, body, i)
+        elif kind == "lot":
+            body = units.lot(body, i)
         out.append(_COMMAND.validate_python({**body, **base}))
     return out
+
+
+class _TrackedUnits:
+    """What the bench believes a serialised SKU holds (the lowest free serials are picked,
+    as the worker picks them), to name serials as a publisher would."""
+
+    def __init__(self) -> None:
+        self._free: dict[str, list[str]] = {}
+        self._picked: dict[str, list[str]] = {}
+
+    def serials(self, sku: str, body: dict[str, Any], i: int) -> dict[str, Any]:
+        free = self._free.setdefault(sku, [])
+        picked = self._picked.setdefault(sku, [])
+        kind = body["type"]
+        if kind == "ReceivePOItem" or (kind == "AdjustInventory" and body["delta"] > 0):
+            count = min(body.get("quantity", body.get("delta", 1)), 5)
+            new = [f"{sku}-{i:07d}-{n}" for n in range(count)]
+            free.extend(new)
+            free.sort()
+            key = "quantity" if kind == "ReceivePOItem" else "delta"
+            return {**body, key: count, "serials": new}
+        if kind == "AdjustInventory":
+            return (
+                {**body, "delta": -1, "serials": [free.pop()]}
+                if free
+                else {**body, "delta": 1, "serials": [f"{sku}-{i:07d}-a"]}
+            )
+        if kind == "PickStock":
+            count = min(body["quantity"], len(free)) or 1
+            taken, free[:] = free[:count], free[count:]
+            picked.extend(taken)
+            return {**body, "quantity": count}
+        if kind == "ShipStock":
+            count = min(body["quantity"], len(picked)) or 1
+            shipped, picked[:] = picked[:count], picked[count:]
+            return {**body, "quantity": count, "serials": shipped or [f"{sku}-none"]}
+        return body
+
+    @staticmethod
+    def lot(body: dict[str, Any], i: int) -> dict[str, Any]:
+        kind = body["type"]
+        if kind in ("ReceivePOItem", "AdjustInventory"):
+            lot = i % 7
+            return {**body, "lot": f"LOT-{lot}", "expires_on": f"2027-0{lot + 1}-01"}
+        return body
 
 
 def free_ports(n: int) -> list[int]:
@@ -248,7 +314,7 @@ async def run(args: argparse.Namespace) -> None:
     # that the bench's own CPU, which competes with the worker on this machine, stays small.
     commands = [
         (str(c.command_id), encode_command(c))
-        for c in make_commands(args.commands, args.skus, args.seed)
+        for c in make_commands(args.commands, args.skus, args.seed, tracked_share=args.tracked)
     ]
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
@@ -357,6 +423,8 @@ async def run(args: argparse.Namespace) -> None:
         f"(StockClient.send_many, linger {LINGER_MS} ms; "
         f"{len(commands) / max(publishing, 1e-9):,.0f} commands/s)"
     )
+    if not seen:
+        raise SystemExit("no results came back: see the worker's log above")
     print(f"throughput:      {seen / elapsed:,.0f} commands/s end to end ({elapsed:.2f} s)")
     ms = sorted(x * 1000 for x in latencies)
     print(
@@ -416,6 +484,12 @@ def main() -> None:
         "--ceiling",
         action="store_true",
         help="first measure the database path and Kafka alone (bench/ceiling.py)",
+    )
+    parser.add_argument(
+        "--tracked",
+        type=float,
+        default=0.0,
+        help="share of SKUs tracked (half by serial number, half by lot); default none",
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     # On uvloop, as the worker and relay run (entrypoints/runner.py).

@@ -260,3 +260,9 @@ def fingerprint(body: dict[str, Any]) -> bytes:
     decoded = decode_command(json.dumps(body).encode())
     assert not isinstance(decoded, InvalidCommand | Undecodable), decoded
     return command_fingerprint(decoded)
+
+
+def test_commands_naming_serials_have_a_fingerprint_whatever_their_order() -> None:
+    body = command("ReceivePOItem", quantity=2, serials=["S2", "S1"])
+    assert fingerprint(body) == fingerprint({**body, "serials": ["S1", "S2"]})
+    assert fingerprint(body) != fingerprint({**body, "serials": ["S1", "S3"]})

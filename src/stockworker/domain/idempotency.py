@@ -65,6 +65,8 @@ def _canonical(value: Any) -> str:
         return str(value)
     if isinstance(value, dict):  # ConfigureItem.units: names and integer factors
         return "\x1d".join(f"{k}\x1c{v}" for k, v in sorted(value.items()))
+    if isinstance(value, tuple):  # serial numbers: their order changes nothing
+        return "\x1d".join(sorted(value))
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
