@@ -47,6 +47,7 @@ from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.expiry import ReservationExpiry
 from stockworker.service.limits import record_limit
 from stockworker.service.loops import Backoff
+from stockworker.service.lot_expiry import LotExpiry
 from stockworker.service.observation import Observer
 from stockworker.service.ports import UnitOfWorkFactory
 from stockworker.service.relay import OutboxRelay
@@ -113,6 +114,7 @@ class Runtime:
 
     consumer: CommandConsumer
     expiry: ReservationExpiry
+    lot_expiry: LotExpiry | None = None
     # The outbox relay in this process, or its child process (adapters/relay_process.py).
     relay: BackgroundPart | None = None
     retention: RetentionSweeper | None = None
@@ -129,6 +131,7 @@ class Runtime:
         parts = (
             ("outbox-relay", self.relay),
             ("reservation-expiry", self.expiry),
+            ("lot-expiry", self.lot_expiry),
             ("retention", self.retention),
             ("metrics", self.metrics),
         )
@@ -138,7 +141,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop expiry and the relay (it flushes what is committed); close the pool."""
-        for part in (self.expiry, self.retention, self.relay, self.metrics):
+        for part in (self.expiry, self.lot_expiry, self.retention, self.relay, self.metrics):
             if part is not None:
                 part.stop()
         for task in self._tasks:
@@ -212,7 +215,8 @@ def build_service(settings: Settings, unit_of_work: UnitOfWorkFactory) -> Comman
         is_transient=is_transient,
         max_message_bytes=settings.max_message_bytes,
         policy=Policy(
-            over_receipt_tolerance_percent=Decimal(str(settings.over_receipt_tolerance_percent))
+            over_receipt_tolerance_percent=Decimal(str(settings.over_receipt_tolerance_percent)),
+            lot_expiring_days=settings.lot_expiring_days,
         ),
         describe_failure=describe_failure,
         max_locks_per_transaction=settings.max_locks_per_transaction,
@@ -252,6 +256,18 @@ async def build_runtime(
         describe_failure=describe_failure,
         observer=observer,
     )
+    lot_expiry = LotExpiry(
+        unit_of_work,
+        service,
+        clock=clock,
+        is_transient=is_transient,
+        expiring_days=settings.lot_expiring_days,
+        interval_seconds=settings.expiry_interval_seconds,
+        # An expiry locks a position.
+        batch_size=min(500, settings.max_locks_per_transaction),
+        describe_failure=describe_failure,
+        observer=observer,
+    )
     consumer = CommandConsumer(
         service,
         is_transient=is_transient,
@@ -261,7 +277,7 @@ async def build_runtime(
         tracing=CommandTracing(tracing) if tracing is not None else None,
     )
     if pool is None:
-        return Runtime(consumer, expiry, tracing=tracing)
+        return Runtime(consumer, expiry, lot_expiry, tracing=tracing)
     retention = RetentionSweeper(
         pool,
         inbox_seconds=settings.inbox_retention_hours * 3600,
@@ -277,7 +293,7 @@ async def build_runtime(
             # Its metrics reach /metrics through the multiprocess directory.
             else RelayProcess(settings.shutdown_grace_seconds, on_child_exit=process_exited)
         )
-    runtime = Runtime(consumer, expiry, relay, retention, pool, tracing=tracing)
+    runtime = Runtime(consumer, expiry, lot_expiry, relay, retention, pool, tracing=tracing)
     if settings.http_port:  # /metrics is served
         refresher, pool_gauges = build_metrics(settings, pool)
         runtime.metrics = refresher

@@ -17,6 +17,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "ReserveStock": {"reservation_id": "R-1", "quantity": 1, "order_ref": "ORD-1"},
     "ReleaseReservation": {"reservation_id": "R-1"},
     "ExpireReservation": {"reservation_id": "R-1"},
+    "ExpireLot": {"lot": "LOT-1", "stage": "expired"},
     "PickStock": {"quantity": 1, "order_ref": "ORD-1"},
     "UnpickStock": {"quantity": 1, "order_ref": "ORD-1"},
     "ShipStock": {"quantity": 1, "order_ref": "ORD-1"},

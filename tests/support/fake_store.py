@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -14,7 +14,13 @@ from stockworker.domain.footprint import Footprint
 from stockworker.domain.ledger import LedgerEntry
 from stockworker.domain.position import Position, PositionKey
 from stockworker.domain.state import StockState
-from stockworker.service.ports import DueReservation, OutboxMessage, StateChanges, StoredResult
+from stockworker.service.ports import (
+    DueLot,
+    DueReservation,
+    OutboxMessage,
+    StateChanges,
+    StoredResult,
+)
 
 
 @dataclass
@@ -84,6 +90,16 @@ class FakeUnitOfWork:
                 for r in footprint.reservations
                 if r in state.reservation_owners
             ],
+            serials_elsewhere=[
+                (sku, serial, state.serial_locations[sku, serial])
+                for sku, serial in footprint.serials
+                if (sku, serial) in state.serial_locations
+            ],
+            stocked=[
+                k
+                for k, p in state.positions.items()
+                if k.sku in footprint.stocked_items and p.on_hand
+            ],
         )
 
     async def load_results(self, command_ids: Iterable[UUID]) -> Mapping[UUID, StoredResult]:
@@ -100,6 +116,30 @@ class FakeUnitOfWork:
 
     async def try_lead_expiry(self) -> bool:
         return True
+
+    async def due_lots(
+        self, today: date, expiring_by: date, limit: int, after: DueLot | None = None
+    ) -> Sequence[DueLot]:
+        due = []
+        for p in self._db.state.positions.values():
+            for h in p.holdings.values():
+                if h.kind != "lot" or h.expires_on is None or h.expired:
+                    continue
+                if h.expires_on < today:
+                    stage = "expired"
+                elif not h.warned and h.expires_on <= expiring_by:
+                    stage = "expiring"
+                else:
+                    continue
+                due.append(DueLot(p.key, h.id, h.expires_on, h.sequence, stage))
+        due.sort(key=lambda d: (d.expires_on, d.position, d.lot))
+        if after is not None:
+            due = [
+                d
+                for d in due
+                if (d.expires_on, d.position, d.lot) > (after.expires_on, after.position, after.lot)
+            ]
+        return due[:limit]
 
     async def due_reservations(
         self, now: datetime, limit: int, after: DueReservation | None = None

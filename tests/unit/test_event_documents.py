@@ -73,6 +73,11 @@ def test_a_day_at_one_position_yields_every_kind_of_event_each_its_models_json()
         command("PickStock", sku="A", location="L1", quantity=15),  # 10 + 8 - 15: low
         command("PickStock", sku="A", location="L1", quantity=40),  # rejected
         command("ReceivePOItem", sku="A", location="L1", po_number="P9", po_line=2, quantity=9),
+        # A lot that expired the day before: reported, then expired.
+        command("ConfigureItem", sku="B", tracking="lot"),
+        command("AdjustInventory", sku="B", lot="X", expires_on="2026-02-28", delta=3),
+        command("ExpireLot", sku="B", lot="X", stage="expiring"),
+        command("ExpireLot", sku="B", lot="X", stage="expired"),
     ]
     # Every kind the worker writes; a PositionSnapshot is derived by the relay from a
     # StockChanged (tests/unit/test_subscribers.py).

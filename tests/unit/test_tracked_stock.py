@@ -3,19 +3,24 @@ accepted path and each rejection, in the pure domain."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from stockworker.contract.codes import RejectionCode
-from stockworker.contract.events import StockChanged
+from stockworker.contract.events import LotExpiring, StockChanged
+from stockworker.domain.decide import Policy
 from stockworker.domain.ledger import holding_differences, holdings_as_of, ledger_entry, project
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockState
 from stockworker.domain.tracking import Movement
+from stockworker.service.command_batch import CommandBatchService
+from stockworker.service.lot_expiry import LotExpiry
+from stockworker.service.topics import Topics
 from tests.support.domain import KEY, cmd, outcome, rejected, run
 from tests.support.events import event_models
+from tests.support.fake_store import FakeDatabase, FakeUnitOfWork
 
 WH2 = PositionKey("SKU-1", "WH2")
 
@@ -302,3 +307,102 @@ def test_the_ledger_folds_back_to_the_holdings() -> None:
     assert holdings_as_of([e for e in entries if e.location == "WH2"], entries[-1].occurred_at)[
         1
     ] == {"B": (2, 0)}
+
+
+# -- lot expiry ---------------------------------------------------------------------
+
+# Lot SOON expires on 2026-12-15; the builder's commands occur on 2026-11-23.
+ON = "2026-12-15"
+
+
+def expire(stage: str, day: str, lot: str = "SOON") -> Any:
+    return cmd("ExpireLot", lot=lot, stage=stage, occurred_at=f"{day}T08:00:00+00:00")
+
+
+def test_a_lot_is_reported_within_the_warning_window_once() -> None:
+    state = lots()
+    early = rejected(state, expire("expiring", "2026-11-14"), Policy(lot_expiring_days=30))
+    assert early.code is RejectionCode.LOT_NOT_DUE and "expires on 2026-12-15" in early.message
+    command = expire("expiring", "2026-11-15")
+    decision = outcome(state, command, Policy(lot_expiring_days=30))
+    _, events = event_models(command, decision)
+    (warning,) = [e for e in events if isinstance(e, LotExpiring)]
+    assert (warning.lot, str(warning.expires_on), warning.on_hand, warning.picked) == (
+        "SOON",
+        ON,
+        4,
+        0,
+    )
+    state.apply(decision)
+    assert state.positions[KEY].available == 12  # still available until it expires
+    again = rejected(state, expire("expiring", "2026-11-16"))
+    assert again.code is RejectionCode.LOT_NOT_DUE and "reported already" in again.message
+
+
+def test_an_expired_lot_is_not_available_and_emits_lot_expired() -> None:
+    state = run(
+        lots(),
+        cmd("ConfigureStockItem", low_stock_threshold=9),
+        cmd("PickStock", quantity=1, order_ref="O1"),  # from SOON: 3 of it stay free
+    )
+    assert rejected(state, expire("expired", ON)).code is RejectionCode.LOT_NOT_DUE
+    command = expire("expired", "2026-12-16")
+    decision = outcome(state, command)
+    _, events = event_models(command, decision)
+    kinds = {e.type for e in events}
+    assert kinds == {"StockChanged", "LotExpired", "LowStock"}  # 11 -> 8, below 9
+    state.apply(decision)
+    p = state.positions[KEY]
+    assert (p.on_hand, p.picked, p.expired, p.available) == (12, 1, 3, 8)
+    assert rejected(state, expire("expired", "2026-12-17")).code is RejectionCode.LOT_NOT_DUE
+    # The picked unit still ships; the expired free ones are never picked or moved.
+    run(state, cmd("ShipStock", quantity=1, order_ref="O1"))
+    refused = rejected(state, cmd("PickStock", quantity=1, order_ref="O2", lot="SOON"))
+    assert refused.code is RejectionCode.LOT_EXPIRED
+    run(state, cmd("PickStock", quantity=6, order_ref="O2"))  # LATE, then NONE
+    assert held(state)["SOON"] == (3, {})
+    assert rejected(state, receive(quantity=1, lot="SOON")).code is RejectionCode.LOT_EXPIRED
+    # Adjusted out, it leaves on_hand; available does not move.
+    run(state, cmd("AdjustInventory", delta=-3, reason="DAMAGE", lot="SOON"))
+    p = state.positions[KEY]
+    assert ("SOON" in p.holdings, p.on_hand, p.available) == (False, 8, 2)
+
+
+def test_reservations_beyond_the_unexpired_stock_become_back_orders() -> None:
+    state = run(
+        lots(),  # 12 on hand: SOON 4, LATE 5, NONE 3
+        cmd("ReserveStock", reservation_id="R1", quantity=5, order_ref="O1"),
+        cmd("ReserveStock", reservation_id="R2", quantity=6, order_ref="O2"),
+    )
+    run(state, expire("expired", "2026-12-16"))  # 8 unexpired for 11 reserved
+    p = state.positions[KEY]
+    assert (p.reserved, p.back_ordered, p.available) == (8, 3, 0)
+    # The newest reservation waits first.
+    assert (p.reservations["R1"].quantity, p.reservations["R2"].back_ordered) == (5, 3)
+    run(state, receive(quantity=2, lot="NEW"))  # arrival fills back orders again
+    assert state.positions[KEY].back_ordered == 1
+
+
+async def test_the_sweeper_reports_then_expires_each_lot_once() -> None:
+    db = FakeDatabase()
+    now = [datetime(2026, 11, 23, 9, tzinfo=UTC)]
+    service = CommandBatchService(lambda: FakeUnitOfWork(db), Topics(), lambda exc: False)
+    sweeper = LotExpiry(
+        lambda: FakeUnitOfWork(db),
+        service,
+        clock=lambda: now[0],
+        is_transient=lambda exc: False,
+        expiring_days=30,
+    )
+    setup_state = lots()
+    db.state = setup_state
+    assert (await sweeper.sweep()).applied == 1  # SOON is within 30 days: reported
+    assert (await sweeper.sweep()).applied == 0
+    now[0] = datetime(2026, 12, 16, 0, 1, tzinfo=UTC)
+    assert (await sweeper.sweep()).applied == 1  # SOON expired
+    assert (await sweeper.sweep()).applied == 0
+    kinds = [m.headers for m in db.outbox if m.topic.endswith("stock.lots.v1")]
+    assert [h for headers in kinds for h in headers if h[0] == "type"] == [
+        ("type", b"LotExpiring"),
+        ("type", b"LotExpired"),
+    ]

@@ -59,6 +59,7 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "retry_max_seconds": (0.001, 3_600),
     "over_receipt_tolerance_percent": (0, 1_000),
     "expiry_interval_seconds": (0.01, 86_400),
+    "lot_expiring_days": (0, 3_650),
     "inbox_retention_hours": (0.0001, None),
     "outbox_retention_hours": (0.0001, None),
     "retention_interval_seconds": (0.01, 86_400),
@@ -101,8 +102,11 @@ class Settings:
     log_format: str = "text"
     # How far a receipt may exceed its purchase-order line, in percent of the ordered quantity.
     over_receipt_tolerance_percent: float = 0.0
-    # How often the worker looks for reservations whose expires_at has passed.
+    # How often the worker looks for reservations whose expires_at has passed (and lots
+    # coming close to or past their expiry date).
     expiry_interval_seconds: float = 5.0
+    # How many days before its expires_on a lot with stock is reported (LotExpiring).
+    lot_expiring_days: int = 30
     # Inbox rows must outlive any redelivery of their command (Kafka retention, replays).
     inbox_retention_hours: float = 168.0
     outbox_retention_hours: float = 24.0

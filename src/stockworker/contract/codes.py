@@ -52,6 +52,8 @@ class RejectionCode(StrEnum):
     LOT_NOT_FOUND = "LOT_NOT_FOUND"
     LOT_INSUFFICIENT = "LOT_INSUFFICIENT"
     LOT_EXPIRY_MISMATCH = "LOT_EXPIRY_MISMATCH"
+    LOT_EXPIRED = "LOT_EXPIRED"
+    LOT_NOT_DUE = "LOT_NOT_DUE"
 
 
 # Why a record went to the dead-letter topic: its `dlq.error.code` header.

@@ -177,6 +177,19 @@ class ExpireReservation(_Base):
     reservation_id: Reference
 
 
+class ExpireLot(_Base):
+    """Sent by the worker itself for a lot with stock and an expiry date: `expiring` when
+    it comes within STOCKWORKER_LOT_EXPIRING_DAYS of `expires_on` (LotExpiring), then
+    `expired` once that day has passed (LotExpired; its free units stop being available).
+    Refused (LOT_NOT_DUE) before its time by `occurred_at`, in UTC, or when already done."""
+
+    type: Literal["ExpireLot"] = "ExpireLot"
+    sku: Sku
+    location: LocationCode
+    lot: LotCode
+    stage: Literal["expiring", "expired"]
+
+
 class PickStock(PositionCommand):
     """Move stock into picked for an order: from the named reservation first, then available."""
 
@@ -309,6 +322,7 @@ AnyCommand = (
     | ReserveStock
     | ReleaseReservation
     | ExpireReservation
+    | ExpireLot
     | PickStock
     | UnpickStock
     | ShipStock
@@ -327,6 +341,7 @@ COMMAND_TYPES: tuple[type[_Base], ...] = (
     ReserveStock,
     ReleaseReservation,
     ExpireReservation,
+    ExpireLot,
     PickStock,
     UnpickStock,
     ShipStock,

@@ -139,6 +139,39 @@ class StockReplenished(_Model):
     cause: Cause
 
 
+class LotExpiring(_Model):
+    """A lot with stock came within STOCKWORKER_LOT_EXPIRING_DAYS of its expiry (once)."""
+
+    type: Literal["LotExpiring"] = "LotExpiring"
+    event_id: UUID
+    occurred_at: AwareDatetime
+    sku: str
+    location: str
+    lot: str
+    expires_on: date
+    # The lot's stock at the position: on hand, and of it picked for orders.
+    on_hand: int
+    picked: int
+    version: int
+    cause: Cause
+
+
+class LotExpired(_Model):
+    """A lot expired with stock left: its free units are no longer available."""
+
+    type: Literal["LotExpired"] = "LotExpired"
+    event_id: UUID
+    occurred_at: AwareDatetime
+    sku: str
+    location: str
+    lot: str
+    expires_on: date
+    on_hand: int
+    picked: int
+    version: int
+    cause: Cause
+
+
 class PurchaseOrderLineChanged(_Model):
     """On `stock.purchase-orders.v1`, keyed by po_number, on every change of a line."""
 
@@ -225,4 +258,6 @@ EVENT_TYPES: tuple[type[_Model], ...] = (
     CommandAccepted,
     CommandRejected,
     PositionSnapshot,
+    LotExpiring,
+    LotExpired,
 )

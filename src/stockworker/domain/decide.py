@@ -16,6 +16,7 @@ from stockworker.contract.commands import (
     ConfigureItem,
     ConfigureLocation,
     ConfigureStockItem,
+    ExpireLot,
     ExpireReservation,
     OrderPOItem,
     PickStock,
@@ -30,6 +31,7 @@ from stockworker.contract.commands import (
 )
 from stockworker.domain.handlers.catalog import configure_item, configure_location
 from stockworker.domain.handlers.common import MAX_POSITION_QUANTITY, version_conflict
+from stockworker.domain.handlers.lots import expire_lot
 from stockworker.domain.handlers.positions import (
     adjust_inventory,
     configure_stock_item,
@@ -71,6 +73,7 @@ HANDLERS: dict[type[Any], Handler[Any]] = {
     ReserveStock: reserve_stock,
     ReleaseReservation: release_reservation,
     ExpireReservation: expire_reservation,
+    ExpireLot: expire_lot,
     PickStock: pick_stock,
     UnpickStock: unpick_stock,
     ShipStock: ship_stock,

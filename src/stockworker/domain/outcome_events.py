@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from stockworker.contract.commands import AnyCommand, PositionCommand, TransferStock
+from stockworker.contract.commands import AnyCommand, ExpireLot, PositionCommand, TransferStock
 from stockworker.domain.event_ids import EventIds
 from stockworker.domain.ledger import reference_names
 from stockworker.domain.outcome import (
@@ -28,6 +28,7 @@ from stockworker.domain.outcome import (
     PositionChange,
     Rejection,
 )
+from stockworker.domain.position import Position
 from stockworker.domain.replenishment import suggested_order_quantity
 from stockworker.domain.tracking import SERIAL, Movement, movements
 
@@ -249,7 +250,32 @@ def outcome_events(command: AnyCommand, decision: Decision) -> tuple[EventDoc, l
         events.extend(low_stock_events(command.occurred_at, change, ids, cause))
     if decision.po_line is not None:
         events.append(_po_line_changed(command, decision.po_line, ids))
+    if isinstance(command, ExpireLot):
+        events.append(_lot_event(command, decision.positions[0].after, ids))
     return accepted, events
+
+
+# The events of the lots' topic, by the stage of the ExpireLot that causes them.
+_LOT_EVENT_TYPE = {"expiring": "LotExpiring", "expired": "LotExpired"}
+LOT_EVENTS = frozenset(_LOT_EVENT_TYPE.values())
+
+
+def _lot_event(command: ExpireLot, after: Position, ids: EventIds) -> EventDoc:
+    lot = after.holdings[command.lot]
+    kind = _LOT_EVENT_TYPE[command.stage]
+    return {
+        "type": kind,
+        "event_id": ids(f"lot/{command.stage}/{after.sku}/{after.location}/{lot.id}"),
+        "occurred_at": command.occurred_at,
+        "sku": after.sku,
+        "location": after.location,
+        "lot": lot.id,
+        "expires_on": lot.expires_on,
+        "on_hand": lot.on_hand,
+        "picked": lot.picked,
+        "version": after.version,
+        "cause": _cause(command, None),
+    }
 
 
 def _catalogue_version(outcome: Outcome) -> int | None:

@@ -12,3 +12,5 @@ class Policy:
 
     # How far a receipt may exceed a line's ordered quantity, in percent of it.
     over_receipt_tolerance_percent: Decimal = Decimal(0)
+    # How many days before its expiry date a lot with stock is reported (LotExpiring).
+    lot_expiring_days: int = 30

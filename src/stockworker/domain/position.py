@@ -59,6 +59,10 @@ class Holding:
     picks: Mapping[str, int] = field(default_factory=lambda: _EMPTY_PICKS)
     expires_on: date | None = None
     sequence: int = 0
+    # A lot reported as coming close to its expiry (LotExpiring), and one that expired:
+    # its free units are no longer available (they stay on hand until adjusted out).
+    warned: bool = False
+    expired: bool = False
 
     @property
     def picked(self) -> int:
@@ -110,7 +114,16 @@ class Position:
         return self.version > 0
 
     @property
+    def expired(self) -> int:
+        """Free units of expired lots: on hand, but not available."""
+        if not self.holdings:
+            return 0
+        return sum(h.free for h in self.holdings.values() if h.expired)
+
+    @property
     def available(self) -> int:
+        if self.holdings:  # (untracked positions have none: one test on the hot path)
+            return self.on_hand - self.reserved - self.picked - self.expired
         return self.on_hand - self.reserved - self.picked
 
     @property
@@ -153,7 +166,7 @@ class Position:
             problems.append("reservations do not add up to back_ordered")
         if any(r.quantity < 0 or r.back_ordered < 0 or r.total == 0 for r in reservations):
             problems.append("a reservation holds nothing or a negative quantity")
-        if self.back_ordered and self.available:
+        if self.back_ordered and self.available > 0:
             problems.append("back orders wait while stock is available")
         if self.on_hand == 0 and self.stock_value != 0:
             problems.append("value without stock")
@@ -176,6 +189,8 @@ class Position:
                 picks[order] = picks.get(order, 0) + quantity
         if picks != dict(self.picks):
             problems.append("holdings' picks do not add up to picks")
+        if self.available < 0:
+            problems.append("more reserved than unexpired stock")
         if problems:
             raise InvariantViolation(f"{self.sku}@{self.location}: " + ", ".join(problems))
 

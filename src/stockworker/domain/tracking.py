@@ -22,12 +22,14 @@ from stockworker.contract.codes import RejectionCode, Tracking
 from stockworker.contract.commands import (
     AdjustInventory,
     AnyCommand,
+    ExpireLot,
     ReceivePOItem,
     ShipStock,
     TransferStock,
     UnpickStock,
     UnreceivePOItem,
 )
+from stockworker.domain.handlers.common import back_order_shortfall, fill_back_orders
 from stockworker.domain.outcome import Decision, Outcome, PositionChange, Rejection
 from stockworker.domain.position import Holding, Position, PositionKey
 from stockworker.domain.state import StockView
@@ -81,6 +83,8 @@ def _reject(code: RejectionCode, message: str) -> Rejection:
 
 def track(view: StockView, command: AnyCommand, decision: Decision) -> Decision:
     """The decision with the holdings of the positions it changes (see the module)."""
+    if isinstance(command, ExpireLot):  # flags a lot itself (handlers/lots.py)
+        return decision
     fields = command.__dict__
     serials: tuple[str, ...] | None = fields.get("serials")
     lot: str | None = fields.get("lot")
@@ -127,6 +131,8 @@ def track(view: StockView, command: AnyCommand, decision: Decision) -> Decision:
         expires_on=fields.get("expires_on"),
         ships=isinstance(command, ShipStock),
         counts=fields.get("counted_quantity") is not None,
+        transfers=isinstance(command, TransferStock),
+        gives_back=isinstance(command, UnpickStock),
     )
     changes = []
     for change in decision.positions:
@@ -168,6 +174,10 @@ class _Request:
     ships: bool
     # A count of a serialised item names every unit found: the others are gone.
     counts: bool = False
+    # A transfer moves available stock only (no expired lot); an unpick may give back
+    # units of an expired lot, and reservations they covered become back orders again.
+    transfers: bool = False
+    gives_back: bool = False
     # What left a transfer's source, for its destination.
     moved: list[Holding] = field(default_factory=list)
 
@@ -207,6 +217,16 @@ class _Request:
         result = replace(
             after, holdings=MappingProxyType({k: h for k, h in holdings.items() if h.on_hand})
         )
+        if result.available < 0:
+            if not self.gives_back:
+                return _reject(
+                    RejectionCode.INSUFFICIENT_AVAILABLE,
+                    f"{where} would hold {result.on_hand - result.picked - result.expired} "
+                    f"unexpired units for {result.reserved} reserved",
+                )
+            result = back_order_shortfall(result)
+        result = fill_back_orders(result)
+        result.check_invariants()
         result.check_holdings()
         return result
 
@@ -277,6 +297,13 @@ class _Request:
             )
         return taken
 
+    def _named_expired(self, holdings: Mapping[str, Holding], where: str) -> Rejection | None:
+        for hid in self.named or ():
+            h = holdings.get(hid)
+            if h is not None and h.expired:
+                return _reject(RejectionCode.LOT_EXPIRED, f"lot {hid!r} of {where} has expired")
+        return None
+
     # -- the movements ---------------------------------------------------------------
 
     def _count(
@@ -304,7 +331,10 @@ class _Request:
     def _pick(
         self, holdings: dict[str, Holding], order: str, quantity: int, where: str
     ) -> Rejection | None:
-        free = {hid: h.free for hid, h in holdings.items() if h.free > 0}
+        refused = self._named_expired(holdings, where)
+        if refused is not None:
+            return refused
+        free = {hid: h.free for hid, h in holdings.items() if h.free > 0 and not h.expired}
         taken = self._take(holdings, quantity, free, where, "free to pick", None)
         if isinstance(taken, Rejection):
             return taken
@@ -333,7 +363,15 @@ class _Request:
         return None
 
     def _remove(self, holdings: dict[str, Holding], quantity: int, where: str) -> Rejection | None:
-        free = {hid: h.free for hid, h in holdings.items() if h.free > 0}
+        if self.transfers:
+            refused = self._named_expired(holdings, where)
+            if refused is not None:
+                return refused
+        free = {
+            hid: h.free
+            for hid, h in holdings.items()
+            if h.free > 0 and not (self.transfers and h.expired)
+        }
         taken = self._take(holdings, quantity, free, where, "free", None)
         if isinstance(taken, Rejection):
             return taken
@@ -378,6 +416,11 @@ class _Request:
             if old is None:
                 holdings[new.id] = replace(new, picks=MappingProxyType({}), sequence=after.version)
                 continue
+            if old.expired:
+                return _reject(
+                    RejectionCode.LOT_EXPIRED,
+                    f"lot {new.id!r} of {where} has expired: stock cannot be added to it",
+                )
             if new.expires_on is not None and old.expires_on != new.expires_on:
                 return _reject(
                     RejectionCode.LOT_EXPIRY_MISMATCH,

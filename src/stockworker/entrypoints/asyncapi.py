@@ -18,6 +18,8 @@ from stockworker.contract.commands import COMMAND_TYPES
 from stockworker.contract.events import (
     CommandAccepted,
     CommandRejected,
+    LotExpired,
+    LotExpiring,
     LowStock,
     PositionSnapshot,
     PurchaseOrderLineChanged,
@@ -136,6 +138,12 @@ def asyncapi_document(partitions: int = 6) -> dict[str, Any]:
             topics.low_stock,
             "Available stock crossing the position's low-stock threshold, either way.",
             [(LowStock, _EVENT_HEADERS, sku_key), (StockReplenished, _EVENT_HEADERS, sku_key)],
+        ),
+        "lots": (
+            topics.lots,
+            "A lot with stock coming close to its expiry date (once), and expiring with "
+            "stock left (its free units stop being available).",
+            [(LotExpiring, _EVENT_HEADERS, sku_key), (LotExpired, _EVENT_HEADERS, sku_key)],
         ),
         "purchaseOrders": (
             topics.purchase_orders,

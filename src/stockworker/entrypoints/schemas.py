@@ -13,6 +13,8 @@ from stockworker.contract.events import (
     EVENT_TYPES,
     CommandAccepted,
     CommandRejected,
+    LotExpired,
+    LotExpiring,
     LowStock,
     PositionSnapshot,
     PurchaseOrderLineChanged,
@@ -62,6 +64,7 @@ def expected_schemas() -> dict[str, dict[str, Any]]:
     files["topics/stock.positions.v1.json"] = _topic_union(
         "stock.positions.v1", (PositionSnapshot,)
     )
+    files["topics/stock.lots.v1.json"] = _topic_union("stock.lots.v1", (LotExpiring, LotExpired))
     files["asyncapi.json"] = asyncapi_document()
     return files
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import orjson
 
-from stockworker.domain.outcome_events import EventDoc
+from stockworker.domain.outcome_events import LOT_EVENTS, EventDoc
 from stockworker.service.ports import Headers, OutboxMessage
 from stockworker.service.topics import Topics
 
@@ -19,9 +19,12 @@ def event_message(event: EventDoc, topics: Topics, trace: Headers = ()) -> Outbo
     kind: str = event["type"]
     if kind == "PurchaseOrderLineChanged":
         topic, key = topics.purchase_orders, event["po_number"]
+    elif kind == "StockChanged":
+        topic, key = topics.changed, event["sku"]
+    elif kind in LOT_EVENTS:
+        topic, key = topics.lots, event["sku"]
     else:
-        topic = topics.changed if kind == "StockChanged" else topics.low_stock
-        key = event["sku"]
+        topic, key = topics.low_stock, event["sku"]
     return _message(event, topic, key, trace)
 
 

@@ -14,6 +14,7 @@ from stockworker.service.batch_state import BatchReport
 
 # The sweeps, as the `sweep` label names them.
 RESERVATION_EXPIRY: Final = "reservation_expiry"
+LOT_EXPIRY: Final = "lot_expiry"
 INBOX_RETENTION: Final = "inbox_retention"
 OUTBOX_RETENTION: Final = "outbox_retention"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol, Self
 from uuid import UUID
@@ -72,6 +72,20 @@ class DueReservation:
 
 
 @dataclass(frozen=True, slots=True)
+class DueLot:
+    """A lot with stock whose expiry is to be reported (`stage` expiring) or applied
+    (expired)."""
+
+    position: PositionKey
+    lot: str
+    expires_on: date
+    # When it arrived at the position: with the position, it tells a lot apart from one
+    # received later under the same code.
+    sequence: int
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
 class StateChanges:
     """Everything a batch changed, to be written in its transaction.
 
@@ -121,6 +135,13 @@ class UnitOfWork(Protocol):
     ) -> Sequence[DueReservation]:
         """Open reservations whose expires_at is not after `now`, in (expires_at,
         reservation_id) order, starting after `after`."""
+
+    async def due_lots(
+        self, today: date, expiring_by: date, limit: int, after: DueLot | None = None
+    ) -> Sequence[DueLot]:
+        """Lots not yet expired whose expires_on is before `today` (stage expired), or
+        not yet reported and not after `expiring_by` (stage expiring), in (expires_on,
+        sku, location, lot) order, starting after `after`."""
 
 
 class UnitOfWorkFactory(Protocol):

@@ -25,6 +25,11 @@ class Topics:
         return f"{self.prefix}stock.low-stock.v1"
 
     @property
+    def lots(self) -> str:
+        """LotExpiring and LotExpired, keyed by SKU."""
+        return f"{self.prefix}stock.lots.v1"
+
+    @property
     def purchase_orders(self) -> str:
         return f"{self.prefix}stock.purchase-orders.v1"
 
@@ -58,4 +63,5 @@ class Topics:
             self.results,
             self.dead_letters,
             self.snapshot,
+            self.lots,
         )

@@ -115,6 +115,7 @@ ALL_HOLDINGS = _select(HOLDINGS.names, HOLDINGS.name)
 SAVE_HOLDINGS = _upsert(HOLDINGS)
 DELETE_HOLDINGS = _sql("delete_holdings")
 SERIAL_LOCATIONS = _sql("serial_locations")
+DUE_LOTS = _sql("due_lots")
 STOCKED_POSITIONS = _sql("stocked_positions")
 TRY_EXPIRY_LEADERSHIP = _sql("try_expiry_leadership")
 

@@ -37,6 +37,18 @@ WHERE expires_at <= $1
 ORDER BY expires_at, reservation_id
 LIMIT $2
 
+-- due_lots --
+-- Keyset pages over lots not expired yet: past their date ($1 = today, stage expired),
+-- or not reported and within the warning window ($2 = the last date it covers).
+SELECT sku, location, id, expires_on, sequence,
+       CASE WHEN expires_on < $1 THEN 'expired' ELSE 'expiring' END AS stage
+FROM stock_holding
+WHERE kind = 'lot' AND expires_on IS NOT NULL AND NOT expired
+  AND (expires_on < $1 OR (NOT warned AND expires_on <= $2))
+  AND ($4::date IS NULL OR (expires_on, sku, location, id) > ($4, $5::text, $6::text, $7::text))
+ORDER BY expires_on, sku, location, id
+LIMIT $3
+
 -- try_expiry_leadership --
 -- Only one worker sweeps expired reservations at a time (released at commit).
 SELECT pg_try_advisory_xact_lock(7372021)

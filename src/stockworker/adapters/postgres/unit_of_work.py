@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
@@ -43,7 +43,13 @@ from stockworker.adapters.postgres.tables import (
 from stockworker.domain.footprint import Footprint
 from stockworker.domain.position import Holding, Position, PositionKey, Reservation
 from stockworker.domain.state import StockState
-from stockworker.service.ports import DueReservation, OutboxMessage, StateChanges, StoredResult
+from stockworker.service.ports import (
+    DueLot,
+    DueReservation,
+    OutboxMessage,
+    StateChanges,
+    StoredResult,
+)
 from stockworker.service.replay import RecordedExpiry, WriteSink
 
 if TYPE_CHECKING:
@@ -248,6 +254,30 @@ class PostgresUnitOfWork:
             after.reservation_id if after else None,
         )
         return [due_reservation_from_row(r) for r in rows]
+
+    async def due_lots(
+        self, today: date, expiring_by: date, limit: int, after: DueLot | None = None
+    ) -> Sequence[DueLot]:
+        rows = await self._connection.fetch(
+            queries.DUE_LOTS,
+            today,
+            expiring_by,
+            limit,
+            after.expires_on if after else None,
+            after.position.sku if after else None,
+            after.position.location if after else None,
+            after.lot if after else None,
+        )
+        return [
+            DueLot(
+                PositionKey(r["sku"], r["location"]),
+                r["id"],
+                r["expires_on"],
+                r["sequence"],
+                r["stage"],
+            )
+            for r in rows
+        ]
 
     async def save_results(self, results: Sequence[StoredResult]) -> None:
         if results:

@@ -41,6 +41,31 @@ def fill_back_orders(position: Position) -> Position:
     )
 
 
+def back_order_shortfall(position: Position) -> Position:
+    """Reservations beyond the unexpired stock become back orders again, newest first
+    (a lot expired, or units of an expired lot came back from a pick)."""
+    short = -position.available
+    if short <= 0:
+        return position
+    reservations = dict(position.reservations)
+    moved = 0
+    for r in sorted(reservations.values(), key=lambda r: r.sequence, reverse=True):
+        if moved == short:
+            break
+        take = min(r.quantity, short - moved)
+        if take:
+            reservations[r.reservation_id] = replace(
+                r, quantity=r.quantity - take, back_ordered=r.back_ordered + take
+            )
+            moved += take
+    return replace(
+        position,
+        reserved=position.reserved - moved,
+        back_ordered=position.back_ordered + moved,
+        reservations=reservations,
+    )
+
+
 def changed(
     before: Position, reason: str | None = None, **fields: Any
 ) -> PositionChange | Rejection:

@@ -21,12 +21,19 @@ CREATE TABLE stock_holding (
     picks      jsonb  NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(picks) = 'object'),
     expires_on date,
     sequence   bigint NOT NULL,
+    -- Reported as close to its expiry (LotExpiring); expired (its free units are not
+    -- available any more, they stay on hand until adjusted out).
+    warned     boolean NOT NULL DEFAULT false,
+    expired    boolean NOT NULL DEFAULT false,
     PRIMARY KEY (sku, location, id),
     FOREIGN KEY (sku, location) REFERENCES stock_position (sku, location),
     CHECK (kind = 'lot' OR (on_hand = 1 AND expires_on IS NULL))
 );
 -- A serial number is in stock at one location of its item at most.
 CREATE UNIQUE INDEX stock_holding_serial ON stock_holding (sku, id) WHERE kind = 'serial';
+-- The lot-expiry sweep's pages: lots with a date that have not expired yet.
+CREATE INDEX stock_holding_expiry ON stock_holding (expires_on, sku, location, id)
+    WHERE kind = 'lot' AND expires_on IS NOT NULL AND NOT expired;
 
 -- The ledger keeps, for each change, the unit its command gave (the cause of its
 -- StockChanged) and the serial numbers or lots it moved, so `events republish`
