@@ -6,6 +6,7 @@ changes and `stockworker project` over them."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -526,3 +527,73 @@ async def test_serial_numbers_received_picked_shipped_and_transferred(
     await assert_consistent(database_url, sku)
     await assert_project_finds_no_difference(cli)
     await assert_republished_byte_for_byte(cli, events, topics, sku)
+
+
+async def test_lots_coming_close_to_expiry_and_expiring_are_reported_once(
+    services: Services,
+    topics: Topics,
+    worker: WorkerProcess,
+    events: EventCollector,
+    database_url: str,
+) -> None:
+    """The worker's sweeper (every 0.5 s here) reports a lot within 30 days of its date
+    once (LotExpiring) and expires one past it (LotExpired): its stock stops being
+    available, which here crosses the low-stock threshold."""
+    sku = "LOT-EXP"
+    today = datetime.now(UTC).date()
+    near, far, old = (
+        today + timedelta(days=10),
+        today + timedelta(days=100),
+        today - timedelta(days=1),
+    )
+    bodies = [
+        command("ConfigureItem", sku=sku, name="Milk", tracking="lot"),
+        command("ConfigureStockItem", sku=sku, low_stock_threshold=10),
+        *(
+            command(
+                "ReceivePOItem",
+                sku=sku,
+                po_number=f"PO-{name}",
+                quantity=quantity,
+                lot=name,
+                expires_on=when.isoformat(),
+            )
+            for name, quantity, when in (("NEAR", 3, near), ("FAR", 4, far), ("OLD", 5, old))
+        ),
+    ]
+    results = await apply(services, topics, events, *bodies)
+    assert outcomes(results) == ["CommandAccepted"] * 5
+
+    def lot_events() -> list[dict[str, Any]]:
+        return [r.json() for r in events.on(topics.lots)]
+
+    await events.until(lambda _: len(lot_events()) >= 2, within=30)
+    await events.until(
+        lambda _: any(
+            r.json()["cause"]["command_type"] == "ExpireLot" for r in events.on(topics.low_stock)
+        ),
+        within=30,
+    )
+    # Several more sweeps: nothing is reported twice.
+    await events.settle(quiet_seconds=2.0)
+    got = sorted((e["type"], e["lot"], e["expires_on"], e["on_hand"]) for e in lot_events())
+    assert got == [
+        ("LotExpired", "OLD", old.isoformat(), 5),
+        ("LotExpiring", "NEAR", near.isoformat(), 3),
+    ]
+    low = [r.json() for r in events.on(topics.low_stock)]
+    crossing = [e for e in low if e["cause"]["command_type"] == "ExpireLot"]
+    assert [(e["type"], e["available"], e["threshold"]) for e in crossing] == [("LowStock", 7, 10)]
+    conn = await asyncpg.connect(database_url)
+    try:
+        flags = {
+            r["id"]: (r["warned"], r["expired"])
+            for r in await conn.fetch(
+                "SELECT id, warned, expired FROM stock_holding WHERE sku = $1", sku
+            )
+        }
+        on_hand = await conn.fetchval("SELECT on_hand FROM stock_position WHERE sku = $1", sku)
+    finally:
+        await conn.close()
+    assert flags == {"NEAR": (True, False), "FAR": (False, False), "OLD": (True, True)}
+    assert on_hand == 12  # the expired lot stays on hand until adjusted out

@@ -78,6 +78,7 @@ class EventCollector:
             self.topics.purchase_orders,
             self.topics.results,
             self.topics.dead_letters,
+            self.topics.lots,
             bootstrap_servers=self.bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
