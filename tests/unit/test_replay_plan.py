@@ -19,7 +19,9 @@ from stockworker.service.command_batch import CommandBatchService
 from stockworker.service.command_batch import decode_record as decode
 from stockworker.service.expiry import expiry_command
 from stockworker.service.loops import Backoff
+from stockworker.service.lot_expiry import lot_expiry_command
 from stockworker.service.ports import (
+    DueLot,
     DueReservation,
     InboundRecord,
     OutboxMessage,
@@ -499,3 +501,48 @@ def test_the_database_password_is_masked_in_the_user_part_and_the_query() -> Non
     assert masked == "postgresql://owner@db/x?sslmode=require&password=***"
     assert without_password("postgresql://db/x") == "postgresql://db/x"
     assert "p@ss" not in without_password("postgresql://u:p%40ss@db/x?PASSWORD=p@ss")
+
+
+async def test_rebuild_applies_the_lot_sweepers_expiries_too() -> None:
+    """Live: a lot past its date is expired by the sweeper, so a reservation that needs
+    it is refused; a rebuild must expire it at the same point to refuse it too."""
+    topic = [
+        command("ConfigureItem", name="Milk", tracking="lot"),
+        command("ReceivePOItem", quantity=5, lot="OLD", expires_on="2026-11-01"),
+        command("ReceivePOItem", po_number="PO-2", quantity=3, lot="NEW"),
+        command("ReserveStock", reservation_id="R-1", quantity=4),  # only 3 unexpired
+    ]
+    records = [record(body, offset=i) for i, body in enumerate(topic)]
+    live = FakeDatabase()
+    service = batch_service(live)
+    await service.process(records[:3])
+    key = PositionKey("SKU-1", "WH1")
+    old = live.positions[key].holdings["OLD"]
+    assert old.expires_on is not None
+    due = DueLot(key, "OLD", old.expires_on, old.sequence, "expired")
+    async with FakeUnitOfWork(live) as uow:
+        await service.apply_in(uow, [(None, lot_expiry_command(due, T0))], False)
+    await service.process(records[3:])
+    assert live.positions[key].reserved == 0
+    expiries = [
+        RecordedExpiry(e.sku, e.location, e.version, e.command_id, e.occurred_at, before)
+        for before, e in zip((x.command_id for x in live.ledger), live.ledger[1:], strict=False)
+        if e.command_type == "ExpireLot"
+    ]
+    assert len(expiries) == 1
+
+    target = FakeDatabase()
+    report = await rebuild(
+        batch_service(target),
+        lambda: FakeUnitOfWork(target),
+        batches_of(records),
+        expiries,
+        Pace(None),
+    )
+    assert (report.expiries_applied, report.expiries_not_reproduced) == (1, [])
+    assert compare_positions(list(live.positions.values()), list(target.positions.values())) == []
+    bare = FakeDatabase()
+    await rebuild(
+        batch_service(bare), lambda: FakeUnitOfWork(bare), batches_of(records), [], Pace(None)
+    )
+    assert compare_positions(list(live.positions.values()), list(bare.positions.values()))

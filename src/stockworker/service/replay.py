@@ -37,6 +37,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Collection,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -49,7 +50,7 @@ from uuid import UUID
 
 import orjson
 
-from stockworker.contract.commands import AnyCommand
+from stockworker.contract.commands import AnyCommand, ExpireLot, ExpireReservation
 from stockworker.domain.decoding import (
     DEFAULT_MAX_MESSAGE_BYTES,
     Decoded,
@@ -62,7 +63,9 @@ from stockworker.service.batch_state import BatchReport, lock_names
 from stockworker.service.command_batch import CommandBatchService, decode_record
 from stockworker.service.expiry import expiry_command
 from stockworker.service.loops import Backoff, retry
+from stockworker.service.lot_expiry import lot_expiry_command
 from stockworker.service.ports import (
+    DueLot,
     DueReservation,
     InboundRecord,
     OutboxMessage,
@@ -545,8 +548,8 @@ def message_document(message: OutboxMessage) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class RecordedExpiry:
-    """A reservation expiry the live sweeper applied: its ledger entry, and the command
-    that made the version before it on the same position."""
+    """A reservation or lot expiry a live sweeper applied: its ledger entry, and the
+    command that made the version before it on the same position."""
 
     sku: str
     location: str
@@ -690,24 +693,36 @@ async def _expire(
     service: CommandBatchService, unit_of_work: UnitOfWorkFactory, expiry: RecordedExpiry
 ) -> bool:
     """Apply the sweeper's expiry again: the same command (its id is derived from the
-    reservation, so the matching reservation is found by recomputing it)."""
+    reservation or lot, so the matching one is found by recomputing it)."""
     key = PositionKey(expiry.sku, expiry.location)
     async with unit_of_work() as uow:
-        state = await uow.load_state(Footprint(positions=(key,)))
+        # The item too: a tracked position's lots are read only with its item.
+        state = await uow.load_state(Footprint(positions=(key,), items=(key.sku,)))
         position = state.positions.get(key)
         if position is None:
             return False
-        for reservation in position.reservations.values():
-            if reservation.expires_at is None or reservation.expires_at > expiry.occurred_at:
-                continue
-            due = DueReservation(
-                reservation.reservation_id, key, reservation.expires_at, reservation.sequence
-            )
-            command = expiry_command(due, expiry.occurred_at)
+        for command in _sweeper_commands(position, expiry.occurred_at):
             if command.command_id == expiry.command_id:
                 report = await service.apply_in(uow, [(None, command)], republish_duplicates=False)
                 return report.applied == 1
     return False
+
+
+def _sweeper_commands(position: Position, at: datetime) -> Iterator[ExpireReservation | ExpireLot]:
+    """Every expiry the sweepers could have sent for this position at `at`."""
+    for reservation in position.reservations.values():
+        if reservation.expires_at is None or reservation.expires_at > at:
+            continue
+        due = DueReservation(
+            reservation.reservation_id, position.key, reservation.expires_at, reservation.sequence
+        )
+        yield expiry_command(due, at)
+    for holding in position.holdings.values():
+        if holding.expires_on is None:
+            continue
+        for stage in ("expiring", "expired"):
+            lot = DueLot(position.key, holding.id, holding.expires_on, holding.sequence, stage)
+            yield lot_expiry_command(lot, at)
 
 
 _COMPARED = tuple(f.name for f in fields(Position))

@@ -190,14 +190,14 @@ SELECT (SELECT count(*) FROM stock_position) AS positions,
        (SELECT count(*) FROM stock_ledger) AS ledger
 
 -- rebuild_expiries --
--- The reservation expiries the worker's sweeper applied (they are not on the commands
--- topic), each with the command that made the version before it on its position.
+-- The reservation and lot expiries the worker's sweepers applied (they are not on the
+-- commands topic), each with the command that made the version before it on its position.
 SELECT e.sku, e.location, e.version, e.command_id, e.occurred_at,
        p.command_id AS after_command_id
 FROM stock_ledger e
 JOIN stock_ledger p
   ON p.sku = e.sku AND p.location = e.location AND p.version = e.version - 1
-WHERE e.command_type = 'ExpireReservation'
+WHERE e.command_type IN ('ExpireReservation', 'ExpireLot')
 ORDER BY e.sku, e.location, e.version
 
 -- replay_relay_running --
