@@ -251,8 +251,8 @@ async def build_runtime(
         clock=clock,
         is_transient=is_transient,
         interval_seconds=settings.expiry_interval_seconds,
-        # An expiry locks a position and a reservation.
-        batch_size=min(500, settings.max_locks_per_transaction // 2),
+        # An expiry locks a position, a reservation and (shared) its item.
+        batch_size=min(500, settings.max_locks_per_transaction // 3),
         describe_failure=describe_failure,
         observer=observer,
     )
@@ -263,8 +263,8 @@ async def build_runtime(
         is_transient=is_transient,
         expiring_days=settings.lot_expiring_days,
         interval_seconds=settings.expiry_interval_seconds,
-        # An expiry locks a position.
-        batch_size=min(500, settings.max_locks_per_transaction),
+        # An expiry locks a position and (shared) its item.
+        batch_size=min(500, settings.max_locks_per_transaction // 2),
         describe_failure=describe_failure,
         observer=observer,
     )

@@ -15,8 +15,11 @@ import pytest
 
 from stockworker.adapters.postgres.errors import is_transient
 from stockworker.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from stockworker.domain.decoding import decode_command
+from stockworker.domain.footprint import footprint
+from stockworker.service.batch_state import lock_names
 from stockworker.service.command_batch import CommandBatchService
-from stockworker.service.ports import InboundRecord
+from stockworker.service.ports import SHARED_LOCK, InboundRecord
 from stockworker.service.topics import Topics
 from tests.support.builders import command, encode
 
@@ -97,3 +100,33 @@ async def test_concurrent_configure_locations_for_one_code_each_add_a_version(
         lambda i: command("ConfigureLocation", code="RACE-WH", name=f"Hall {i}", active=i % 2 == 0),
         "SELECT name, active, version FROM stock_location WHERE code = 'RACE-WH'",
     )
+
+
+async def test_stock_batches_share_their_item_and_a_catalogue_change_waits_for_them(
+    wide_pool: asyncpg.Pool,
+) -> None:
+    """Two stock batches hold an item in shared mode at once; a ConfigureItem of it (which
+    may change its tracking) waits until both have committed, so it sees their stock."""
+    factory = PostgresUnitOfWorkFactory(wide_pool)
+    reading = [
+        lock_names(footprint(decode(command("ReceivePOItem", sku="X", location=at, po_number=p))))
+        for at, p in (("WH1", "P1"), ("WH2", "P2"))
+    ]
+    writing = lock_names(footprint(decode(command("ConfigureItem", sku="X"))))
+    assert "item\x00X" in writing and f"{SHARED_LOCK}item\x00X" in reading[0]
+    async with factory() as first, factory() as second:
+        await first.lock(reading[0])
+        await asyncio.wait_for(second.lock(reading[1]), timeout=30)  # no wait on a share
+        configure = asyncio.create_task(_lock_in_own_transaction(factory, writing))
+        await asyncio.sleep(0.5)
+        assert not configure.done()  # held back by the two readers
+    await asyncio.wait_for(configure, timeout=30)
+
+
+def decode(body: dict[str, Any]) -> Any:
+    return decode_command(encode(body))
+
+
+async def _lock_in_own_transaction(factory: PostgresUnitOfWorkFactory, names: list[str]) -> None:
+    async with factory() as uow:
+        await uow.lock(names)

@@ -344,11 +344,11 @@ async def test_the_plan_counts_the_locks_and_what_if_refuses_above_the_budget() 
         record(command("TransferStock", sku="S0", to_location="WH2"), offset=4)
     ]
     plan = await make_plan(batches_of(records), {0: (0, 5)}, Selection(), FakeInbox(set()))
-    # Four positions at WH1, and S0@WH2 of the transfer.
-    assert len(plan.locks) == 5
-    assert what_if_locks(plan, 5) == sorted(plan.locks)
-    with pytest.raises(LockBudgetExceeded, match=r"would hold 5 locks .* \(4\): narrow"):
-        what_if_locks(plan, 4)
+    # Four positions at WH1, S0@WH2 of the transfer, and the four items (shared).
+    assert len(plan.locks) == 9
+    assert what_if_locks(plan, 9) == sorted(plan.locks)
+    with pytest.raises(LockBudgetExceeded, match=r"would hold 9 locks .* \(8\): narrow"):
+        what_if_locks(plan, 8)
     # The count stops at its cap: above it, only "more than" is known.
     capped = await make_plan(
         batches_of(records), {0: (0, 5)}, Selection(), FakeInbox(set()), lock_cap=3
@@ -408,12 +408,14 @@ async def test_what_if_takes_every_lock_first_sorted_and_changes_nothing() -> No
         in_order(source, {0: (1, 4)}), {0: (1, 4)}, Selection(), FakeInbox(set())
     )
     scratch = FakeScratch(db)
-    report, _ = await what_if(plan, source, Selection(), scratch, build, lock_budget=3)
+    report, _ = await what_if(plan, source, Selection(), scratch, build, lock_budget=6)
     assert report.applied == 3
-    assert scratch.locked_first == [sorted(plan.locks)] and len(plan.locks) == 3
+    assert (
+        scratch.locked_first == [sorted(plan.locks)] and len(plan.locks) == 6
+    )  # positions and items
     assert db.results == {} and not db.positions
     with pytest.raises(LockBudgetExceeded):
-        await what_if(plan, source, Selection(), scratch, build, lock_budget=2)
+        await what_if(plan, source, Selection(), scratch, build, lock_budget=5)
     assert len(scratch.locked_first) == 1  # refused before the transaction
 
 

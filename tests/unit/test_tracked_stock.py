@@ -406,3 +406,25 @@ async def test_the_sweeper_reports_then_expires_each_lot_once() -> None:
         ("type", b"LotExpiring"),
         ("type", b"LotExpired"),
     ]
+
+
+def test_a_count_of_zero_empties_a_serialised_position_without_naming_serials() -> None:
+    state = run(item("serial"), receive(["S1", "S2"]), cmd("PickStock", quantity=1, order_ref="O1"))
+    run(
+        state, cmd("AdjustInventory", counted_quantity=1, delta=..., reason="COUNT", serials=["S1"])
+    )
+    assert serials_of(state) == ["S1"]  # S1 was picked; S2 was not found
+    refused = rejected(state, cmd("AdjustInventory", counted_quantity=0, delta=..., reason="COUNT"))
+    assert refused.code is RejectionCode.INSUFFICIENT_ON_HAND  # S1 is picked
+    run(state, cmd("ShipStock", quantity=1, order_ref="O1", serials=["S1"]))
+    run(state, receive(["S5", "S6"]))
+    run(state, cmd("AdjustInventory", counted_quantity=0, delta=..., reason="COUNT"))
+    assert serials_of(state) == [] and state.positions[KEY].on_hand == 0
+
+
+def test_an_expired_lot_may_be_taken_back_from_its_purchase_order() -> None:
+    state = run(item("lot"), receive(quantity=5, lot="OLD", expires_on="2026-11-01"))
+    run(state, expire("expired", "2026-11-23", lot="OLD"))
+    assert state.positions[KEY].available == 0
+    run(state, cmd("UnreceivePOItem", po_number="P-WH1", quantity=2, lot="OLD"))
+    assert (state.positions[KEY].on_hand, state.positions[KEY].expired) == (3, 3)

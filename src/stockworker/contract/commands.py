@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from stockworker.contract.codes import AdjustmentReason, Tracking
 from stockworker.contract.fields import (
@@ -291,8 +292,9 @@ class ConfigureLocation(_CatalogueCommand):
 
     type: Literal["ConfigureLocation"] = "ConfigureLocation"
     code: LocationCode
-    name: Name | None = None
-    active: bool | None = None
+    # Left out: kept. Null is refused, so the published schema does not allow it.
+    name: Name | SkipJsonSchema[None] = None
+    active: bool | SkipJsonSchema[None] = None
 
 
 class ConfigureItem(_CatalogueCommand):
@@ -305,12 +307,12 @@ class ConfigureItem(_CatalogueCommand):
 
     type: Literal["ConfigureItem"] = "ConfigureItem"
     sku: Sku
-    name: Name | None = None
-    base_unit: BaseUnit | None = None
+    name: Name | SkipJsonSchema[None] = None
+    base_unit: BaseUnit | SkipJsonSchema[None] = None
     units: Annotated[dict[UnitName, UnitFactor], Field(max_length=MAX_UNITS)] | None = None
     # none, serial or lot; refused (TRACKING_CHANGE_WITH_STOCK) while any stock is held.
-    tracking: Tracking | None = None
-    active: bool | None = None
+    tracking: Tracking | SkipJsonSchema[None] = None
+    active: bool | SkipJsonSchema[None] = None
 
 
 AnyCommand = (

@@ -49,6 +49,6 @@ def _distinct(serials: tuple[str, ...]) -> tuple[str, ...]:
 # The serial numbers of the units a command moves, each once.
 Serials = Annotated[
     tuple[SerialNumber, ...],
-    Field(min_length=1, max_length=MAX_SERIALS),
+    Field(min_length=1, max_length=MAX_SERIALS, json_schema_extra={"uniqueItems": True}),
     AfterValidator(_distinct),
 ]

@@ -18,7 +18,15 @@ from stockworker.domain.outcome import PositionChange
 from stockworker.domain.tracking import Movement, movements
 from stockworker.domain.valuation import ZERO
 
-QUANTITY_FIELDS = ("on_hand", "reserved", "picked", "on_order", "back_ordered", "stock_value")
+QUANTITY_FIELDS = (
+    "on_hand",
+    "reserved",
+    "picked",
+    "on_order",
+    "back_ordered",
+    "stock_value",
+    "expired",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,8 @@ class LedgerQuantities:
     back_ordered: int = 0
     stock_value: Decimal = ZERO
     version: int = 0
+    # Free units of expired lots (since migration 0010), so `available` can be rebuilt.
+    expired: int = 0
 
 
 @dataclass(frozen=True, slots=True)

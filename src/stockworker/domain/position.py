@@ -92,6 +92,8 @@ class Position:
     picked: int = 0
     on_order: int = 0
     back_ordered: int = 0
+    # Free units of expired lots: on hand, not available (0 for untracked items).
+    expired: int = 0
     stock_value: Decimal = ZERO
     min_quantity: int = 0
     max_quantity: int = 0
@@ -114,17 +116,8 @@ class Position:
         return self.version > 0
 
     @property
-    def expired(self) -> int:
-        """Free units of expired lots: on hand, but not available."""
-        if not self.holdings:
-            return 0
-        return sum(h.free for h in self.holdings.values() if h.expired)
-
-    @property
     def available(self) -> int:
-        if self.holdings:  # (untracked positions have none: one test on the hot path)
-            return self.on_hand - self.reserved - self.picked - self.expired
-        return self.on_hand - self.reserved - self.picked
+        return self.on_hand - self.reserved - self.picked - self.expired
 
     @property
     def unit_cost(self) -> Decimal:
@@ -145,6 +138,7 @@ class Position:
                 "picked",
                 "on_order",
                 "back_ordered",
+                "expired",
                 "stock_value",
                 "min_quantity",
                 "max_quantity",
@@ -189,6 +183,8 @@ class Position:
                 picks[order] = picks.get(order, 0) + quantity
         if picks != dict(self.picks):
             problems.append("holdings' picks do not add up to picks")
+        if self.expired != sum(h.free for h in holdings if h.expired):
+            problems.append("expired is not the free units of its expired lots")
         if self.available < 0:
             problems.append("more reserved than unexpired stock")
         if problems:

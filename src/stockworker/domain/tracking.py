@@ -107,6 +107,9 @@ def track(view: StockView, command: AnyCommand, decision: Decision) -> Decision:
         return _reject(
             RejectionCode.NOT_TRACKED, f"item {sku!r} is tracked by lot, not by serial number"
         )
+    counted_none = fields.get("counted_quantity") == 0
+    if tracking == SERIAL and serials is None and counted_none:
+        serials = ()  # a count that found nothing: every free serial leaves
     if tracking == SERIAL and serials is None and isinstance(command, _NAME_SERIALS):
         return _reject(
             RejectionCode.SERIALS_REQUIRED,
@@ -215,7 +218,9 @@ class _Request:
         if refused is not None:
             return refused
         result = replace(
-            after, holdings=MappingProxyType({k: h for k, h in holdings.items() if h.on_hand})
+            after,
+            holdings=MappingProxyType({k: h for k, h in holdings.items() if h.on_hand}),
+            expired=expired_units(holdings.values()),
         )
         if result.available < 0:
             if not self.gives_back:
@@ -290,10 +295,11 @@ class _Request:
                 taken.append((h, share))
                 left -= share
         if left:
+            lots = f"lot {', '.join(self.named)}" if self.named else "its lots"
             return _reject(
                 RejectionCode.LOT_INSUFFICIENT,
-                f"lot {', '.join(self.named or ())} of {where} has {quantity - left} {what}, "
-                f"not {quantity}",
+                f"{lots} of {where} {'has' if self.named else 'have'} {quantity - left} "
+                f"{what}, not {quantity}",
             )
         return taken
 
@@ -446,3 +452,8 @@ def lot_count_as_delta(view: StockView, command: AnyCommand) -> AnyCommand:
     held = view.position(PositionKey(command.sku, command.location)).holdings.get(command.lot)
     delta = command.counted_quantity - (held.on_hand if held else 0)
     return command.model_copy(update={"counted_quantity": None, "delta": delta})
+
+
+def expired_units(holdings: Iterable[Holding]) -> int:
+    """The free units of the expired lots among `holdings` (Position.expired)."""
+    return sum(h.free for h in holdings if h.expired)

@@ -30,6 +30,10 @@ async def print_positions(database_url: str, detail: bool = False) -> None:
         if detail:
             for h in sorted(p.holdings.values(), key=lambda h: h.id):
                 expiry = f" expires {h.expires_on}" if h.expires_on else ""
+                if h.expired:
+                    expiry += " (EXPIRED)"
+                elif h.warned:
+                    expiry += " (reported as expiring)"
                 picks = ", ".join(f"{order} {n}" for order, n in sorted(h.picks.items()))
                 print(
                     f"    {h.kind} {h.id}: on_hand {h.on_hand}, picked {h.picked}"
@@ -63,7 +67,8 @@ async def print_as_of(database_url: str, sku: str, location: str, moment: dateti
     print(
         f"{sku}@{location} as of {moment.isoformat()}: version {q.version}, on_hand {q.on_hand}, "
         f"reserved {q.reserved}, picked {q.picked}, on_order {q.on_order}, "
-        f"back_ordered {q.back_ordered}, available {q.on_hand - q.reserved - q.picked}, "
+        f"back_ordered {q.back_ordered}, available "
+        f"{q.on_hand - q.reserved - q.picked - q.expired}, expired {q.expired}, "
         f"stock_value {q.stock_value}"
     )
     for hid, (on_hand, picked) in sorted(held.items()):

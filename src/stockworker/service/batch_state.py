@@ -14,10 +14,11 @@ from stockworker.domain.outcome import Outcome
 from stockworker.domain.position import Position, PositionKey
 from stockworker.domain.purchasing import PoLineKey
 from stockworker.domain.state import StockState
-from stockworker.service.ports import OutboxMessage, StateChanges, StoredResult
+from stockworker.service.ports import SHARED_LOCK, OutboxMessage, StateChanges, StoredResult
 
-# The most locks one command takes (a transfer's two positions; a position and its PO
-# line or reservation): a batch of n commands takes at most n times this many.
+# The most locks one command takes (a transfer's two positions and its item; a position,
+# its PO line or reservation, and its item): a batch of n commands takes at most n times
+# this many.
 MAX_LOCKS_PER_COMMAND = 3
 
 
@@ -100,16 +101,20 @@ def merged_footprint(commands: Iterable[AnyCommand]) -> Footprint:
 def lock_names(f: Footprint) -> list[str]:
     """What a batch must hold exclusively: everything it may write.
 
-    Stock commands only read locations and items, so those are locked only for the
-    catalogue commands that write them: each reads the entry's version and writes the
-    next, and two at once on different partitions would lose one increment.
+    Catalogue commands lock the entry they write: each reads its version and writes
+    the next, and two at once on different partitions would lose one increment. Stock
+    commands hold their item in shared mode: a ConfigureItem changing how the item is
+    tracked (only while it holds no stock) must not interleave with a batch that read
+    the item as it was and is adding stock to it. Locations are only read.
     """
+    configured = set(f.configured_items)
     return [
         *(f"position\x00{k.sku}\x00{k.location}" for k in f.positions),
         *(f"po-line\x00{k.po_number}\x00{k.po_line}" for k in f.po_lines),
         *(f"reservation\x00{r}" for r in f.reservations),
         *(f"location\x00{code}" for code in f.configured_locations),
         *(f"item\x00{sku}" for sku in f.configured_items),
+        *(f"{SHARED_LOCK}item\x00{sku}" for sku in f.items if sku not in configured),
     ]
 
 

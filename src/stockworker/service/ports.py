@@ -61,6 +61,11 @@ class StoredResult:
     fingerprint: bytes | None = None
 
 
+# A lock name with this prefix is held in shared mode: holders of the shared name do not
+# wait for each other, only for a holder of the name without the prefix (exclusive).
+SHARED_LOCK = "shared\x00"
+
+
 @dataclass(frozen=True, slots=True)
 class DueReservation:
     reservation_id: str
@@ -113,7 +118,8 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     async def lock(self, names: Iterable[str]) -> None:
-        """Serialise with every other writer of these named things until commit."""
+        """Serialise with every other writer of these named things until commit; a
+        name starting with SHARED_LOCK only with an exclusive holder of the rest."""
 
     async def load_state(self, footprint: Footprint) -> StockState:
         """The stored state a batch with this footprint reads, reservations included."""

@@ -210,7 +210,7 @@ class LockBudgetExceeded(Exception):
         self.budget = budget
         count = f"more than {plan.lock_cap}" if plan.locks_over else str(len(plan.locks))
         super().__init__(
-            f"--what-if would hold {count} locks (positions, PO lines, reservations) in one "
+            f"--what-if would hold {count} locks (positions, PO lines, reservations, items) in one "
             f"transaction, more than STOCKWORKER_MAX_LOCKS_PER_TRANSACTION ({budget}): "
             "narrow the range (offsets, --since/--until, --sku, --type, --key)"
         )

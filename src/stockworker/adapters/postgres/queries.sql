@@ -6,7 +6,9 @@
 -- lock --
 -- Transaction-scoped advisory locks, taken in the order of the (sorted) array, so two
 -- writers never wait on each other in a cycle. They also cover rows not created yet.
-SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k
+-- $2 says which are taken in shared mode (readers of an item, ports.SHARED_LOCK).
+SELECT CASE WHEN s THEN pg_advisory_xact_lock_shared(k) ELSE pg_advisory_xact_lock(k) END
+FROM unnest($1::bigint[], $2::boolean[]) AS t(k, s)
 
 -- reservation_owners --
 SELECT reservation_id, sku, location FROM stock_reservation

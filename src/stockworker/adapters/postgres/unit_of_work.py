@@ -44,6 +44,7 @@ from stockworker.domain.footprint import Footprint
 from stockworker.domain.position import Holding, Position, PositionKey, Reservation
 from stockworker.domain.state import StockState
 from stockworker.service.ports import (
+    SHARED_LOCK,
     DueLot,
     DueReservation,
     OutboxMessage,
@@ -62,6 +63,21 @@ def lock_id(name: str) -> int:
     """A stable signed 64-bit advisory-lock id for a name (the same in every process)."""
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_modes(names: Iterable[str]) -> tuple[list[int], list[bool]]:
+    """The advisory-lock ids of `names`, sorted, and whether each is taken shared (a name
+    with the SHARED_LOCK prefix, unless the same name is also wanted exclusively)."""
+    exclusive: set[int] = set()
+    shared: set[int] = set()
+    for name in names:
+        if name.startswith(SHARED_LOCK):
+            shared.add(lock_id(name[len(SHARED_LOCK) :]))
+        else:
+            exclusive.add(lock_id(name))
+    shared -= exclusive
+    ids = sorted(exclusive | shared)
+    return ids, [i in shared for i in ids]
 
 
 def _key_arrays(keys: Sequence[str] | Sequence[tuple[Any, ...]]) -> list[list[Any]]:
@@ -124,9 +140,9 @@ class PostgresUnitOfWork:
             await self._pool.release(conn)
 
     async def lock(self, names: Iterable[str]) -> None:
-        lock_ids = sorted({lock_id(n) for n in names})
+        lock_ids, shared = lock_modes(names)
         if lock_ids:
-            await self._connection.execute(queries.LOCK, lock_ids)
+            await self._connection.execute(queries.LOCK, lock_ids, shared)
 
     async def load_state(self, footprint: Footprint) -> StockState:
         conn = self._connection
@@ -408,9 +424,9 @@ async def rolled_back(
     tx = conn.transaction()
     await tx.start()
     try:
-        lock_ids = sorted({lock_id(n) for n in lock_first})
+        lock_ids, shared = lock_modes(lock_first)
         if lock_ids:
-            await conn.execute(queries.LOCK, lock_ids)
+            await conn.execute(queries.LOCK, lock_ids, shared)
         yield lambda: _SavepointUnitOfWork(pool, conn, sink)
     finally:
         try:

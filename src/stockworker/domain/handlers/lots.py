@@ -17,6 +17,7 @@ from stockworker.domain.outcome import Decision, Rejection
 from stockworker.domain.policy import Policy
 from stockworker.domain.position import PositionKey
 from stockworker.domain.state import StockView
+from stockworker.domain.tracking import expired_units
 
 LOT_EXPIRING = "LOT_EXPIRING"
 LOT_EXPIRED = "LOT_EXPIRED"
@@ -46,12 +47,19 @@ def expire_lot(view: StockView, cmd: ExpireLot, policy: Policy) -> Decision:
         flagged, reason = replace(holding, warned=True, expired=True), LOT_EXPIRED
     holdings = dict(position.holdings)
     holdings[cmd.lot] = flagged
-    after = back_order_shortfall(replace(position, holdings=MappingProxyType(holdings)))
+    after = back_order_shortfall(
+        replace(
+            position,
+            holdings=MappingProxyType(holdings),
+            expired=expired_units(holdings.values()),
+        )
+    )
     return single(
         changed(
             position,
             reason=reason,
             holdings=after.holdings,
+            expired=after.expired,
             reserved=after.reserved,
             back_ordered=after.back_ordered,
             reservations=after.reservations,

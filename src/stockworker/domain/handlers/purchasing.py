@@ -182,10 +182,13 @@ def unreceive_po_item(view: StockView, cmd: UnreceivePOItem, policy: Policy) -> 
             f"only {line.received_quantity} received",
         )
     position = view.position(PositionKey(cmd.sku, cmd.location))
-    if position.available < cmd.quantity:
+    # Expired units of a lot may be taken back too: domain/tracking.py then checks that
+    # what stays unexpired still covers the reservations.
+    free = position.on_hand - position.reserved - position.picked
+    if free < cmd.quantity:
         return Rejection(
             RejectionCode.INSUFFICIENT_AVAILABLE,
-            f"cannot take back {cmd.quantity}: only {position.available} of "
+            f"cannot take back {cmd.quantity}: only {free} of "
             f"{cmd.sku!r} at {cmd.location!r} is still available (the rest is reserved, "
             "picked or gone)",
             current_version=position.version,

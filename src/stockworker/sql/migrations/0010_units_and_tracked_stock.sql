@@ -9,6 +9,13 @@ ALTER TABLE stock_item
     ADD COLUMN tracking text NOT NULL DEFAULT 'none'
         CHECK (tracking IN ('none', 'serial', 'lot'));
 
+-- Free units of expired lots: on hand but not available (0 for untracked items), so
+-- available = on_hand - reserved - picked - expired, and reservations fit what is left.
+ALTER TABLE stock_position
+    ADD COLUMN expired bigint NOT NULL DEFAULT 0 CHECK (expired >= 0),
+    ADD CONSTRAINT stock_position_unexpired_covers_reserved
+        CHECK (on_hand - picked - expired >= reserved);
+
 -- The serial numbers or lots a tracked item's position holds (none for untracked
 -- items): the position's on_hand and picks are their sums, which the domain checks on
 -- every change. `picks` is the picked quantity per order reference.
@@ -36,8 +43,11 @@ CREATE INDEX stock_holding_expiry ON stock_holding (expires_on, sku, location, i
     WHERE kind = 'lot' AND expires_on IS NOT NULL AND NOT expired;
 
 -- The ledger keeps, for each change, the unit its command gave (the cause of its
--- StockChanged) and the serial numbers or lots it moved, so `events republish`
--- rebuilds the event as it was and `project` can fold holdings too. NULL for most rows.
+-- StockChanged), the serial numbers or lots it moved, and the expired units (delta and
+-- after), so `events republish` rebuilds the event as it was and `project` folds
+-- holdings too. NULL or 0 for most rows.
 ALTER TABLE stock_ledger
     ADD COLUMN unit text,
-    ADD COLUMN movements jsonb;
+    ADD COLUMN movements jsonb,
+    ADD COLUMN delta_expired bigint NOT NULL DEFAULT 0,
+    ADD COLUMN expired bigint NOT NULL DEFAULT 0;
