@@ -17,7 +17,7 @@ from stockworker.service.topics import Topics
 from tests.support.kafka_io import EventCollector, apply_commands, command_message, publish
 from tests.support.reference import ReferenceModel, observed
 from tests.support.services import Services
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -27,14 +27,14 @@ SKUS = [f"CRASH-{i:03d}" for i in range(60)]
 
 
 def stream(seed: int) -> list[dict[str, Any]]:
-    return mixed_stream(seed, COMMANDS, SKUS)
+    return mixed_stream(seed, COMMANDS, SKUS, tracked=TRACKED)
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
     services: Services, topics: Topics, database_url: str, tmp_path: Path
 ) -> None:
     bodies = stream(seed=20261123)
-    setup = setup_stream()
+    setup = setup_stream(TRACKED)
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)
@@ -115,7 +115,7 @@ async def test_two_workers_share_the_partitions_and_agree_with_the_reference(
 ) -> None:
     """Two processes in one group: a rebalance when the second joins, then shared work."""
     bodies = stream(seed=7)[:3000]
-    setup = setup_stream()
+    setup = setup_stream(TRACKED)
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)

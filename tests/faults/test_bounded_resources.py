@@ -16,7 +16,7 @@ from tests.faults.harness import apply_setup, feed, profile, verify, wait_for_re
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess
 
 
@@ -34,8 +34,10 @@ async def test_inbox_outbox_and_memory_stay_flat_with_retention(
     services: Services, topics: Topics, database_url: str, tmp_path: Path
 ) -> None:
     p = profile()
-    setup = setup_stream()
-    bodies = mixed_stream(seed=12, count=p.outage_commands, skus=[f"R-{i:03d}" for i in range(300)])
+    setup = setup_stream(TRACKED)
+    bodies = mixed_stream(
+        seed=12, count=p.outage_commands, skus=[f"R-{i:03d}" for i in range(300)], tracked=TRACKED
+    )
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)

@@ -14,7 +14,7 @@ from tests.faults.harness import apply_setup, feed, verify, wait_for_results
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.faults
@@ -38,8 +38,10 @@ async def test_a_crash_at_the_seam_keeps_effects_once_and_events_stable(
     point: str,
     fault: str,
 ) -> None:
-    setup = setup_stream()
-    bodies = mixed_stream(seed=7, count=3000, skus=[f"C-{i:03d}" for i in range(80)])
+    setup = setup_stream(TRACKED)
+    bodies = mixed_stream(
+        seed=7, count=3000, skus=[f"C-{i:03d}" for i in range(80)], tracked=TRACKED
+    )
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)

@@ -24,7 +24,7 @@ from tests.faults.harness import (
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services, worker_dsn
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.faults
@@ -33,8 +33,10 @@ pytestmark = pytest.mark.faults
 def stream(
     seed: int, count: int
 ) -> tuple[list[dict[str, object]], list[dict[str, object]], ReferenceModel]:
-    setup = setup_stream()
-    bodies = mixed_stream(seed=seed, count=count, skus=[f"O-{i:03d}" for i in range(300)])
+    setup = setup_stream(TRACKED)
+    bodies = mixed_stream(
+        seed=seed, count=count, skus=[f"O-{i:03d}" for i in range(300)], tracked=TRACKED
+    )
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)

@@ -23,7 +23,7 @@ from tests.support.kafka_io import EventCollector, command_message, publish
 from tests.support.raw_kafka import Raw, produce_raw
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.faults
@@ -36,8 +36,10 @@ async def test_poison_header_keys_on_every_partition_lose_nothing(
 ) -> None:
     p = profile()
     rng = random.Random(71)
-    setup = setup_stream()
-    bodies = mixed_stream(seed=71, count=p.outage_commands, skus=[f"H-{i:03d}" for i in range(200)])
+    setup = setup_stream(TRACKED)
+    bodies = mixed_stream(
+        seed=71, count=p.outage_commands, skus=[f"H-{i:03d}" for i in range(200)], tracked=TRACKED
+    )
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)

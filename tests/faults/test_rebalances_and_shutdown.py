@@ -24,7 +24,7 @@ from tests.faults.harness import (
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.faults
@@ -35,9 +35,9 @@ async def test_three_workers_joining_and_leaving_lose_and_double_nothing(
 ) -> None:
     p = profile()
     rng = random.Random(5)
-    setup = setup_stream()
+    setup = setup_stream(TRACKED)
     bodies = mixed_stream(
-        seed=5, count=p.rebalance_commands, skus=[f"B-{i:03d}" for i in range(400)]
+        seed=5, count=p.rebalance_commands, skus=[f"B-{i:03d}" for i in range(400)], tracked=TRACKED
     )
     reference = ReferenceModel()
     for body in setup + bodies:
@@ -94,8 +94,10 @@ async def test_sigterm_under_load_finishes_the_batch_and_leaves_nothing_to_redo(
     services: Services, topics: Topics, database_url: str, tmp_path: Path
 ) -> None:
     p = profile()
-    setup = setup_stream()
-    bodies = mixed_stream(seed=6, count=p.sigterm_commands, skus=[f"T-{i:03d}" for i in range(300)])
+    setup = setup_stream(TRACKED)
+    bodies = mixed_stream(
+        seed=6, count=p.sigterm_commands, skus=[f"T-{i:03d}" for i in range(300)], tracked=TRACKED
+    )
     reference = ReferenceModel()
     for body in setup + bodies:
         reference.apply(body)

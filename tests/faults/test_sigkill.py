@@ -15,7 +15,7 @@ from tests.faults.harness import apply_setup, feed, profile, verify, wait_for_re
 from tests.support.kafka_io import EventCollector
 from tests.support.reference import ReferenceModel
 from tests.support.services import Services
-from tests.support.streams import mixed_stream, setup_stream
+from tests.support.streams import TRACKED, mixed_stream, setup_stream
 from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.faults
@@ -26,9 +26,9 @@ async def test_sigkill_at_random_points_loses_and_doubles_nothing(
 ) -> None:
     p = profile()
     rng = random.Random(4242)
-    setup = setup_stream()
+    setup = setup_stream(TRACKED)
     bodies = mixed_stream(
-        seed=99, count=p.kill_commands, skus=[f"K-{i:04d}" for i in range(p.skus)]
+        seed=99, count=p.kill_commands, skus=[f"K-{i:04d}" for i in range(p.skus)], tracked=TRACKED
     )
     reference = ReferenceModel()
     for body in setup + bodies:
