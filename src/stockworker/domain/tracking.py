@@ -34,6 +34,9 @@ from stockworker.domain.outcome import Decision, Outcome, PositionChange, Reject
 from stockworker.domain.position import Holding, Position, PositionKey
 from stockworker.domain.state import StockView
 
+# The values of Tracking, read once: an enum member's .value costs a descriptor call, and
+# track() runs for every command.
+NONE = Tracking.NONE.value
 SERIAL = Tracking.SERIAL.value
 LOT = Tracking.LOT.value
 
@@ -94,8 +97,8 @@ def track(view: StockView, command: AnyCommand, decision: Decision) -> Decision:
         return decision
     sku: str = fields["sku"]
     item = view.item(sku)
-    tracking = item.tracking if item is not None else Tracking.NONE.value
-    if tracking == Tracking.NONE.value:
+    tracking = item.tracking if item is not None else NONE
+    if tracking == NONE:
         if serials is None and lot is None:
             return decision
         return _not_tracked_check(view, command, serials, lot) or decision
@@ -151,8 +154,8 @@ def _not_tracked_check(
 ) -> Rejection | None:
     sku: str = command.__dict__["sku"]
     item = view.item(sku)
-    tracking = item.tracking if item is not None else Tracking.NONE.value
-    if tracking == Tracking.NONE.value:
+    tracking = item.tracking if item is not None else NONE
+    if tracking == NONE:
         what = "serial numbers" if serials is not None else "a lot"
         return _reject(
             RejectionCode.NOT_TRACKED, f"item {sku!r} is not tracked: the command names {what}"
