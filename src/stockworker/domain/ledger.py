@@ -15,6 +15,7 @@ from uuid import UUID
 
 from stockworker.contract.commands import AnyCommand
 from stockworker.domain.outcome import PositionChange
+from stockworker.domain.position import Position
 from stockworker.domain.tracking import Movement, movements
 from stockworker.domain.valuation import ZERO
 
@@ -93,9 +94,17 @@ class LedgerEntry:
     movements: tuple[Movement, ...] = ()
 
 
-def _quantities(change_side: object, version: int) -> LedgerQuantities:
+def _quantities(p: Position, version: int) -> LedgerQuantities:
+    # Written out, not over QUANTITY_FIELDS: this runs twice for every change.
     return LedgerQuantities(
-        **{name: getattr(change_side, name) for name in QUANTITY_FIELDS}, version=version
+        p.on_hand,
+        p.reserved,
+        p.picked,
+        p.on_order,
+        p.back_ordered,
+        p.stock_value,
+        version,
+        p.expired,
     )
 
 
@@ -116,7 +125,14 @@ def ledger_entry(
         reason=change.reason,
         occurred_at=occurred_at,
         deltas=LedgerQuantities(
-            **{name: getattr(after, name) - getattr(before, name) for name in QUANTITY_FIELDS}
+            after.on_hand - before.on_hand,
+            after.reserved - before.reserved,
+            after.picked - before.picked,
+            after.on_order - before.on_order,
+            after.back_ordered - before.back_ordered,
+            after.stock_value - before.stock_value,
+            0,
+            after.expired - before.expired,
         ),
         after=_quantities(after, after.version),
         references=references,

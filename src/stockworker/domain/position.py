@@ -130,23 +130,24 @@ class Position:
         return self.available < self.low_stock_threshold
 
     def check_invariants(self) -> None:
-        problems = [
-            f"{name} < 0"
-            for name in (
-                "on_hand",
-                "reserved",
-                "picked",
-                "on_order",
-                "back_ordered",
-                "expired",
-                "stock_value",
-                "min_quantity",
-                "max_quantity",
-                "low_stock_threshold",
-                "reorder_quantity",
+        # Runs for every change: the names are looked at only when one is negative.
+        negative = (
+            min(
+                self.on_hand,
+                self.reserved,
+                self.picked,
+                self.on_order,
+                self.back_ordered,
+                self.expired,
+                self.min_quantity,
+                self.max_quantity,
+                self.low_stock_threshold,
+                self.reorder_quantity,
             )
-            if getattr(self, name) < 0
-        ]
+            < 0
+            or self.stock_value < 0
+        )
+        problems = [f"{name} < 0" for name in _NON_NEGATIVE if negative and getattr(self, name) < 0]
         if self.on_hand < self.reserved + self.picked:
             problems.append("on_hand < reserved + picked")
         if self.min_quantity > self.max_quantity:
@@ -189,6 +190,21 @@ class Position:
             problems.append("more reserved than unexpired stock")
         if problems:
             raise InvariantViolation(f"{self.sku}@{self.location}: " + ", ".join(problems))
+
+
+_NON_NEGATIVE = (
+    "on_hand",
+    "reserved",
+    "picked",
+    "on_order",
+    "back_ordered",
+    "expired",
+    "stock_value",
+    "min_quantity",
+    "max_quantity",
+    "low_stock_threshold",
+    "reorder_quantity",
+)
 
 
 def new_position(key: PositionKey) -> Position:
