@@ -36,6 +36,41 @@ CREATE TABLE stock_holding (
     FOREIGN KEY (sku, location) REFERENCES stock_position (sku, location),
     CHECK (kind = 'lot' OR (on_hand = 1 AND expires_on IS NULL))
 );
+-- A tracked position's on_hand and picked are the sums of its holdings: checked at
+-- commit (deferred: a batch deletes and writes holdings in separate statements) for
+-- every position whose holdings changed, so untracked positions pay nothing.
+CREATE FUNCTION stock_holding_sums_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    at_sku text := CASE WHEN TG_OP = 'DELETE' THEN OLD.sku ELSE NEW.sku END;
+    at_location text := CASE WHEN TG_OP = 'DELETE' THEN OLD.location ELSE NEW.location END;
+BEGIN
+    IF EXISTS (
+        SELECT 1
+        FROM stock_position p
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(h.on_hand), 0) AS on_hand,
+                   coalesce(sum((SELECT coalesce(sum(v::bigint), 0)
+                                 FROM jsonb_each_text(h.picks) AS e(k, v))), 0) AS picked
+            FROM stock_holding h
+            WHERE h.sku = at_sku AND h.location = at_location
+        ) held
+        WHERE p.sku = at_sku AND p.location = at_location
+          AND (p.on_hand, p.picked) IS DISTINCT FROM (held.on_hand, held.picked)
+    ) THEN
+        RAISE EXCEPTION 'the serials or lots of % at % do not add up to its on_hand and picked',
+            at_sku, at_location
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'stock_holding_sums';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER stock_holding_sums
+    AFTER INSERT OR UPDATE OR DELETE ON stock_holding
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION stock_holding_sums_check();
+
 -- A serial number is in stock at one location of its item at most.
 CREATE UNIQUE INDEX stock_holding_serial ON stock_holding (sku, id) WHERE kind = 'serial';
 -- The lot-expiry sweep's pages: lots with a date that have not expired yet.
