@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from stockworker.contract.commands import ExpireReservation
 from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
 from stockworker.service.batch_state import BatchReport
-from stockworker.service.command_batch import CommandBatchService
-from stockworker.service.loops import Stop, log_failure, repeat
-from stockworker.service.observation import NO_OBSERVER, RESERVATION_EXPIRY, Observer
-from stockworker.service.ports import DueReservation, UnitOfWork, UnitOfWorkFactory
+from stockworker.service.observation import RESERVATION_EXPIRY
+from stockworker.service.ports import DueReservation, UnitOfWork
+from stockworker.service.sweeps import PagedSweep
 
 log = logging.getLogger(__name__)
 
@@ -43,45 +42,12 @@ def expiry_command(due: DueReservation, now: datetime) -> ExpireReservation:
     )
 
 
-class ReservationExpiry:
-    def __init__(
-        self,
-        unit_of_work: UnitOfWorkFactory,
-        service: CommandBatchService,
-        clock: Callable[[], datetime],
-        is_transient: Callable[[BaseException], bool],
-        interval_seconds: float = 5.0,
-        batch_size: int = 500,
-        describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
-        observer: Observer = NO_OBSERVER,
-    ) -> None:
-        self._unit_of_work = unit_of_work
-        self._observer = observer
-        self._service = service
-        self._clock = clock
-        self._is_transient = is_transient
-        self._describe = describe_failure
-        self._interval = interval_seconds
-        self._batch_size = batch_size
-        self._stop = Stop()
+class ReservationExpiry(PagedSweep[DueReservation]):
+    name = "reservation expiry"
+    kind = RESERVATION_EXPIRY
+    applied_message = "expired %d reservations"
 
-    async def sweep(self) -> BatchReport:
-        """Expire what is due now, a page per transaction; one sweeper at a time."""
-        now = self._clock()
-        total = BatchReport()
-        after: DueReservation | None = None
-        while not self._stop.is_set():
-            page = await self._expire_page(now, after)
-            if page is None:  # another worker sweeps
-                break
-            due, report = page
-            total += report
-            if len(due) < self._batch_size:
-                break
-            after = due[-1]
-        return total
-
-    async def _expire_page(
+    async def _page(
         self, now: datetime, after: DueReservation | None
     ) -> tuple[Sequence[DueReservation], BatchReport] | None:
         due: Sequence[DueReservation] = ()
@@ -120,22 +86,3 @@ class ReservationExpiry:
             return BatchReport()
         entries = [(None, expiry_command(d, now)) for d in due]
         return await self._service.apply_in(uow, entries, republish_duplicates=False)
-
-    async def _sweep_and_say(self) -> None:
-        report = await self.sweep()
-        self._observer.swept(RESERVATION_EXPIRY, report.applied)
-        if report.applied:
-            log.info("expired %d reservations", report.applied)
-
-    async def run(self) -> None:
-        await repeat(
-            self._sweep_and_say,
-            interval_seconds=self._interval,
-            stop=self._stop,
-            on_error=log_failure(
-                "reservation expiry", self._is_transient, self._describe, self._observer.retried
-            ),
-        )
-
-    def stop(self) -> None:
-        self._stop.set()

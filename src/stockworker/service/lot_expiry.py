@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from stockworker.contract.commands import ExpireLot
 from stockworker.domain.event_ids import EVENT_ID_NAMESPACE
 from stockworker.service.batch_state import BatchReport
 from stockworker.service.command_batch import CommandBatchService
-from stockworker.service.loops import Stop, log_failure, repeat
 from stockworker.service.observation import LOT_EXPIRY, NO_OBSERVER, Observer
 from stockworker.service.ports import DueLot, UnitOfWorkFactory
+from stockworker.service.sweeps import PagedSweep
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,11 @@ def lot_expiry_command(due: DueLot, now: datetime) -> ExpireLot:
     )
 
 
-class LotExpiry:
+class LotExpiry(PagedSweep[DueLot]):
+    name = "lot expiry"
+    kind = LOT_EXPIRY
+    applied_message = "reported or expired %d lots"
+
     def __init__(
         self,
         unit_of_work: UnitOfWorkFactory,
@@ -53,37 +57,22 @@ class LotExpiry:
         describe_failure: Callable[[BaseException], str] = lambda exc: type(exc).__name__,
         observer: Observer = NO_OBSERVER,
     ) -> None:
-        self._unit_of_work = unit_of_work
-        self._service = service
-        self._clock = clock
-        self._is_transient = is_transient
+        super().__init__(
+            unit_of_work,
+            service,
+            clock,
+            is_transient,
+            interval_seconds,
+            batch_size,
+            describe_failure,
+            observer,
+        )
         self._expiring_days = expiring_days
-        self._interval = interval_seconds
-        self._batch_size = batch_size
-        self._describe = describe_failure
-        self._observer = observer
-        self._stop = Stop()
-
-    async def sweep(self) -> BatchReport:
-        """Report and expire what is due now, a page per transaction."""
-        now = self._clock()
-        today = now.astimezone(UTC).date()
-        total = BatchReport()
-        after: DueLot | None = None
-        while not self._stop.is_set():
-            page = await self._page(now, today, after)
-            if page is None:  # another worker sweeps
-                break
-            due, report = page
-            total += report
-            if len(due) < self._batch_size:
-                break
-            after = due[-1]
-        return total
 
     async def _page(
-        self, now: datetime, today: date, after: DueLot | None
+        self, now: datetime, after: DueLot | None
     ) -> tuple[Sequence[DueLot], BatchReport] | None:
+        today = now.astimezone(UTC).date()
         async with self._unit_of_work() as uow:
             if not await uow.try_lead_expiry():
                 return None
@@ -96,22 +85,3 @@ class LotExpiry:
             # A lot gone meanwhile is refused (LOT_NOT_FOUND) like any command: harmless.
             report = await self._service.apply_in(uow, entries, republish_duplicates=False)
             return due, report
-
-    async def _sweep_and_say(self) -> None:
-        report = await self.sweep()
-        self._observer.swept(LOT_EXPIRY, report.applied)
-        if report.applied:
-            log.info("reported or expired %d lots", report.applied)
-
-    async def run(self) -> None:
-        await repeat(
-            self._sweep_and_say,
-            interval_seconds=self._interval,
-            stop=self._stop,
-            on_error=log_failure(
-                "lot expiry", self._is_transient, self._describe, self._observer.retried
-            ),
-        )
-
-    def stop(self) -> None:
-        self._stop.set()
