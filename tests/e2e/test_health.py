@@ -241,15 +241,20 @@ def test_a_taken_port_stops_start_up_with_one_line(services: Services, tmp_path:
     assert "stockworker consuming" not in logs  # nothing started
 
 
-def test_the_default_port_taken_gives_way_to_a_free_one(services: Services, tmp_path: Path) -> None:
-    """Two workers on one machine, neither told a port: the second serves elsewhere."""
+def test_the_default_port_taken_gives_way_to_a_free_one(
+    services: Services, database_url: str, tmp_path: Path
+) -> None:
+    """Two workers on one machine, neither told a port: the second serves elsewhere.
+
+    On a database of its own (migrated), not the services' shared one, whose schema
+    may be behind this checkout's migrations on a developer's machine."""
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         with contextlib.suppress(OSError):  # held by someone else already: taken as well
             holder.bind(("127.0.0.1", 8080))
             holder.listen()
         worker = WorkerProcess(
-            services.database_url, services.kafka_bootstrap_servers, Topics("unused."), tmp_path
+            database_url, services.kafka_bootstrap_servers, Topics("unused."), tmp_path
         )
         del worker.env["STOCKWORKER_HTTP_PORT"]
         worker.start()
