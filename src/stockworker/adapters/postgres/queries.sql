@@ -41,12 +41,14 @@ LIMIT $2
 
 -- due_lots --
 -- Keyset pages over lots not expired yet: past their date ($1 = today, stage expired),
--- or not reported and within the warning window ($2 = the last date it covers).
+-- or not reported and within the warning window ($2 = the last date it covers, never
+-- before today). The bound stands on its own, outside the OR, so that the index scan
+-- stops at the window's end instead of reading every dated lot in stock.
 SELECT sku, location, id, expires_on, sequence,
        CASE WHEN expires_on < $1 THEN 'expired' ELSE 'expiring' END AS stage
 FROM stock_holding
 WHERE kind = 'lot' AND expires_on IS NOT NULL AND NOT expired
-  AND (expires_on < $1 OR (NOT warned AND expires_on <= $2))
+  AND expires_on <= $2 AND (expires_on < $1 OR NOT warned)
   AND ($4::date IS NULL OR (expires_on, sku, location, id) > ($4, $5::text, $6::text, $7::text))
 ORDER BY expires_on, sku, location, id
 LIMIT $3
