@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench.py --commands 50000            # flood: throughput
     .venv/bin/python bench/bench.py --commands 20000 --rate 2000  # paced: latency
     .venv/bin/python bench/bench.py --commands 60000 --ceiling    # and the machine's ceiling
+    .venv/bin/python bench/bench.py --commands 1000000 --rss-every 30 --timeout 900  # memory
 
 Uses DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS (scripts/services.sh env), a fresh database
 and fresh topics per run. Commands are built from the contract's models and published
@@ -211,11 +212,29 @@ def check_running(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
             raise SystemExit(f"a process the bench started exited ({p.returncode}): see {logs}")
 
 
-def peak_rss_mib(pid: int) -> float:
+def _status_mib(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmHWM:")
+
+
+def rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmRSS:")
+
+
+async def sample_rss(pids: dict[str, int], every: float, samples: dict[str, list[float]]) -> None:
+    """Every `every` seconds from the `every`-th on, each process's resident memory now:
+    flat samples over a long run show that memory does not grow with the commands."""
+    while True:
+        await asyncio.sleep(every)
+        for role, pid in pids.items():
+            with contextlib.suppress(OSError):
+                samples.setdefault(role, []).append(rss_mib(pid))
 
 
 @dataclass(frozen=True)
@@ -366,6 +385,18 @@ async def run(args: argparse.Namespace) -> None:
             await client.send_many(paced())
             published = time.perf_counter()
 
+        rss: dict[str, list[float]] = {}
+        sampler = None
+        if args.rss_every:
+            watched = {
+                f"{role} {i}": w.pid for i, (role, w) in enumerate(zip(roles, workers, strict=True))
+            }
+            watched |= {
+                f"relay of worker {i}": child
+                for i, w in enumerate(workers)
+                for child in children_of(w.pid)
+            }
+            sampler = asyncio.create_task(sample_rss(watched, args.rss_every, rss))
         cpu_before = [cpu_seconds(w.pid) for w in workers]
         children_before = [children_cpu(w.pid) for w in workers]
         services_before = services_cpu()
@@ -388,6 +419,8 @@ async def run(args: argparse.Namespace) -> None:
                         seen += 1
                         last = now
         await feeder
+        if sampler:
+            sampler.cancel()
         elapsed = last - first
         memory = [peak_rss_mib(w.pid) for w in workers]
         cpu = [cpu_seconds(w.pid) - b for w, b in zip(workers, cpu_before, strict=True)]
@@ -434,6 +467,11 @@ async def run(args: argparse.Namespace) -> None:
     peaks = ", ".join(f"{role} {mib:.0f} MiB" for role, mib in zip(roles, memory, strict=True))
     peaks += "".join(f", its relay {mib:.0f} MiB" for mib in children_rss if mib)
     print(f"peak RSS:        {peaks}")
+    for role, values in rss.items():
+        print(
+            f"RSS over the run: {role} {min(values):.1f} to {max(values):.1f} MiB, every "
+            f"{args.rss_every:g} s: " + " ".join(f"{v:.0f}" for v in values)
+        )
     # Everything the worker processes did meanwhile (relay, expiry and retention included).
     per_command = ", ".join(
         f"{role} {seconds / max(seen, 1) * 1e6:.0f} µs"
@@ -490,6 +528,12 @@ def main() -> None:
         type=float,
         default=0.0,
         help="share of SKUs tracked (half by serial number, half by lot); default none",
+    )
+    parser.add_argument(
+        "--rss-every",
+        type=float,
+        default=0.0,
+        help="sample each process's resident memory every SECONDS and print the range",
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     # On uvloop, as the worker and relay run (entrypoints/runner.py).
