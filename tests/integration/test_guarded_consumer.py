@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
+from stockworker.config import ConfigurationError, Settings
+from stockworker.entrypoints.worker import _broker
 from stockworker.service.topics import Topics
 from tests.support.raw_kafka import Raw, produce_raw
 from tests.support.services import Services
@@ -215,3 +218,66 @@ async def test_offsets_committed_in_the_background_are_all_committed_once_it_sto
     finally:
         await check.stop()
     assert committed == ends
+
+
+@pytest.mark.parametrize("top_up_ms", [0, 1_000])
+async def test_a_batch_is_topped_up_with_what_reached_the_broker_meanwhile(
+    services: Services, top_up_ms: int
+) -> None:
+    """aiokafka fetches a partition again only once its buffered records are taken: a
+    record that reached the broker after that fetch waits for the next batch but one,
+    unless the batch is topped up."""
+    bootstrap = services.kafka_bootstrap_servers
+    topic = f"guarded-top-up-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    consumer = GuardedConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        top_up_ms=top_up_ms,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await producer.send_and_wait(topic, b"a", partition=0)
+        first = await drain(consumer, 1, max_records=None)
+        assert [r.value for r in first] == [b"a"]
+        # Taking "a" sent the next fetch; "b" answers it and waits in aiokafka's buffer
+        # (its answer moved the high watermark), then "c" reaches the broker.
+        await producer.send_and_wait(topic, b"b", partition=0)
+        for _ in range(200):
+            if consumer.highwater(tp) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert consumer.highwater(tp) == 2
+        await producer.send_and_wait(topic, b"c", partition=0)
+        batch = await consumer.getmany(timeout_ms=10_000)
+        expected = [b"b", b"c"] if top_up_ms else [b"b"]
+        assert [r.value for r in batch.get(tp, [])] == expected
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_the_workers_consumers_are_guarded_and_top_up_as_configured(
+    services: Services,
+) -> None:
+    settings = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": services.kafka_bootstrap_servers,
+            "STOCKWORKER_BATCH_TOP_UP_MS": "7",
+        }
+    )
+    broker = _broker(settings, None)
+    await broker.connect()
+    try:
+        builder = broker.config.broker_config.builder
+        assert isinstance(builder, partial) and builder.func is GuardedConsumer
+        assert builder.keywords["top_up_ms"] == 7
+    finally:
+        await broker.stop()
+    assert Settings.from_env({}).batch_top_up_ms == 3
+    with pytest.raises(ConfigurationError, match="STOCKWORKER_BATCH_TOP_UP_MS"):
+        Settings.from_env({"STOCKWORKER_BATCH_TOP_UP_MS": "1001"})

@@ -51,6 +51,7 @@ def env_name(field_name: str) -> str:
 _BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "batch_size": (1, 10_000),
     "batch_timeout_ms": (1, 600_000),
+    "batch_top_up_ms": (0, 1_000),
     "db_pool_size": (1, 100),
     "max_message_bytes": (1_024, 100_000_000),
     "max_locks_per_transaction": (10, 1_000_000),
@@ -86,6 +87,9 @@ class Settings:
     group_id: str = "stockworker"
     batch_size: int = 500
     batch_timeout_ms: int = 100
+    # How long a batch waits for the commands that reached Kafka while the last batch
+    # was being applied (adapters/kafka/guarded_consumer.py, `_top_up`); 0: not at all.
+    batch_top_up_ms: int = 3
     db_pool_size: int = 4
     max_message_bytes: int = 1_000_000
     # Advisory locks one transaction may take; a batch that needs more is applied in

@@ -54,10 +54,14 @@ class GuardedKafkaBroker(KafkaBroker):
     in the same options for a GuardedConsumer (tests/e2e check the swap took).
     """
 
+    def __init__(self, *args: Any, top_up_ms: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._top_up_ms = top_up_ms
+
     async def _connect(self) -> Callable[..., AIOKafkaConsumer]:
         built = await super()._connect()
         assert isinstance(built, partial), "FastStream's consumer factory changed shape"
-        guarded = partial(GuardedConsumer, *built.args, **built.keywords)
+        guarded = partial(GuardedConsumer, *built.args, top_up_ms=self._top_up_ms, **built.keywords)
         self.config.broker_config.builder = guarded
         return guarded
 
@@ -87,6 +91,7 @@ def _broker(settings: Settings, tracing: TracerProvider | None) -> GuardedKafkaB
         middlewares.append(KafkaTelemetryMiddleware(tracer_provider=tracing))
     return GuardedKafkaBroker(
         kafka.bootstrap_servers,
+        top_up_ms=settings.batch_top_up_ms,
         security=kafka.security(),
         graceful_timeout=settings.shutdown_grace_seconds,
         logger=log,

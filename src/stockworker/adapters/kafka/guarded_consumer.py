@@ -19,7 +19,8 @@ partition holding the record stays stuck on it. `GuardedConsumer` closes both ho
   surrogate-escaped, so that the worker dead-letters it and goes on.
 
 It also commits offsets in the background (`background_commits`), and waits for them
-when stopped.
+when stopped; and, given `top_up_ms`, tops a batch up with what reached the broker
+while the last one was being applied (`_top_up`).
 
 Whatever else a fetch raises leaves as a KafkaError: FastStream's consume loop retries
 those and would stop on anything else.
@@ -60,7 +61,7 @@ class FetchFailed(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
 
 
 class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
-    def __init__(self, *topics: str, **options: Any) -> None:
+    def __init__(self, *topics: str, top_up_ms: int = 0, **options: Any) -> None:
         if options.get("isolation_level", "read_uncommitted") != "read_uncommitted":
             # The raw reader skips transaction markers but not aborted transactions.
             raise ValueError("GuardedConsumer reads uncommitted records only")
@@ -74,6 +75,7 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         self._to_restart: set[TopicPartition] = set()
         self._failures = 0
         self._commits = BackgroundCommits(self.commit, self.assignment)
+        self._top_up_ms = top_up_ms
 
     def commit_in_background(self, offsets: Offsets) -> None:
         """Commit after every earlier commit, while the caller goes on (background_commits)."""
@@ -99,6 +101,7 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
             batch: Batch = await super().getmany(
                 *partitions, timeout_ms=timeout_ms, max_records=max_records
             )
+            await self._top_up(batch, partitions, max_records)
         except UNREADABLE_RECORD_ERRORS as exc:
             self._rewind_to(start)
             return await self._get_past_unreadable(exc, partitions, max_records)
@@ -114,6 +117,29 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         self._failures = 0
         self._note_positions()
         return batch
+
+    async def _top_up(
+        self, batch: Batch, partitions: tuple[TopicPartition, ...], max_records: int | None
+    ) -> None:
+        """Add what reached the broker while the last batch was being applied.
+
+        aiokafka fetches a partition again only once its buffered records are taken, so
+        the records that arrived during a batch wait at the broker until the next
+        `getmany`, and then for the whole batch after it: one to two batches of delay.
+        Taking the buffer sends that fetch at once; waiting up to `top_up_ms` for its
+        answer puts those records in this batch instead. Inside `getmany`'s guarded
+        section: if this read fails, both reads are rewound together.
+        """
+        taken = sum(map(len, batch.values()))
+        if not taken or not self._top_up_ms or (max_records is not None and taken >= max_records):
+            return
+        more: Batch = await super().getmany(
+            *partitions,
+            timeout_ms=self._top_up_ms,
+            max_records=None if max_records is None else max_records - taken,
+        )
+        for tp, records in more.items():
+            batch.setdefault(tp, []).extend(records)
 
     # -- positions ---------------------------------------------------------------------
 
