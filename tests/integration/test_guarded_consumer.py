@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from stockworker.adapters.kafka.guarded_consumer import GuardedConsumer
 from stockworker.config import ConfigurationError, Settings
@@ -281,3 +281,36 @@ async def test_the_workers_consumers_are_guarded_and_top_up_as_configured(
     assert Settings.from_env({}).batch_top_up_ms == 3
     with pytest.raises(ConfigurationError, match="STOCKWORKER_BATCH_TOP_UP_MS"):
         Settings.from_env({"STOCKWORKER_BATCH_TOP_UP_MS": "1001"})
+
+
+async def test_a_consumer_stopped_during_a_top_up_hands_nothing_out(services: Services) -> None:
+    """Its offsets were committed for the last time as it stopped: records handed out
+    now could never be committed, so they stay unread for the next owner."""
+    bootstrap = services.kafka_bootstrap_servers
+    topic = f"guarded-top-up-stop-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    consumer = GuardedConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        top_up_ms=1_000,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        reading = asyncio.create_task(consumer.getmany(timeout_ms=10_000))
+        await producer.send_and_wait(topic, b"a", partition=0)
+        for _ in range(200):
+            if consumer.highwater(tp) == 1:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # "a" taken: the top-up waits for more
+        assert not reading.done()
+        await consumer.stop()
+        with pytest.raises(ConsumerStoppedError):
+            await reading
+    finally:
+        await consumer.stop()
+        await producer.stop()

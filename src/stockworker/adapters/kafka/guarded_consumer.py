@@ -101,7 +101,7 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
             batch: Batch = await super().getmany(
                 *partitions, timeout_ms=timeout_ms, max_records=max_records
             )
-            await self._top_up(batch, partitions, max_records)
+            batch = await self._top_up(batch, partitions, timeout_ms, max_records)
         except UNREADABLE_RECORD_ERRORS as exc:
             self._rewind_to(start)
             return await self._get_past_unreadable(exc, partitions, max_records)
@@ -119,8 +119,12 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         return batch
 
     async def _top_up(
-        self, batch: Batch, partitions: tuple[TopicPartition, ...], max_records: int | None
-    ) -> None:
+        self,
+        batch: Batch,
+        partitions: tuple[TopicPartition, ...],
+        timeout_ms: int,
+        max_records: int | None,
+    ) -> Batch:
         """Add what reached the broker while the last batch was being applied.
 
         aiokafka fetches a partition again only once its buffered records are taken, so
@@ -131,15 +135,38 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         section: if this read fails, both reads are rewound together.
         """
         taken = sum(map(len, batch.values()))
-        if not taken or not self._top_up_ms or (max_records is not None and taken >= max_records):
-            return
-        more: Batch = await super().getmany(
-            *partitions,
-            timeout_ms=self._top_up_ms,
-            max_records=None if max_records is None else max_records - taken,
-        )
+        if (
+            not taken
+            or not self._top_up_ms
+            or not timeout_ms  # the caller wants no wait
+            or (max_records is not None and taken >= max_records)
+            or self._subscription.reassignment_in_progress
+        ):
+            return batch
+        assignment = self._assignment()
+        try:
+            # Bounded here too: aiokafka's read would wait for a rebalance without limit.
+            more: Batch = await asyncio.wait_for(
+                super().getmany(
+                    *partitions,
+                    timeout_ms=self._top_up_ms,
+                    max_records=None if max_records is None else max_records - taken,
+                ),
+                self._top_up_ms / 1000,
+            )
+        except TimeoutError:  # cancelled only while waiting, with nothing taken
+            more = {}
+        if self._closed:
+            # Stopped meanwhile: its last offsets are committed already; hand nothing
+            # out (the rewind puts the partitions back).
+            raise ConsumerStoppedError()
+        if self._assignment() is not assignment:
+            # A rebalance came in between: what the first read took may be another
+            # worker's now. The new assignment reads again from the committed offsets.
+            return {}
         for tp, records in more.items():
             batch.setdefault(tp, []).extend(records)
+        return batch
 
     # -- positions ---------------------------------------------------------------------
 
@@ -163,13 +190,7 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
 
     def _check_positions(self) -> None:
         """Between fetches nothing moves a partition forward but our own seeks."""
-        assignment = self._assignment()
-        if assignment is not self._assignment_seen:
-            # A new assignment starts every partition at its committed offset.
-            self._handed_out_to.clear()
-            self._rewound.clear()
-            self._to_restart.clear()
-            self._assignment_seen = assignment
+        self._adopt(self._assignment())
         for tp, expected in list(self._handed_out_to.items()):
             position = self._position_now(tp)
             if position is None or position <= expected:
@@ -200,11 +221,20 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
             self._rewound[tp] = (expected, position)
             super().seek(tp, expected)
 
+    def _adopt(self, assignment: Any) -> None:
+        if assignment is not self._assignment_seen:
+            # A new assignment starts every partition at its committed offset: what was
+            # noted of the last one says nothing about it.
+            self._handed_out_to.clear()
+            self._rewound.clear()
+            self._to_restart.clear()
+            self._assignment_seen = assignment
+
     def _note_positions(self) -> None:
         assignment = self._assignment()
         if assignment is None:
             return
-        self._assignment_seen = assignment
+        self._adopt(assignment)
         for tp in assignment.tps:
             position = self._position_now(tp)
             if position is not None:
