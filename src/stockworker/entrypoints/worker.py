@@ -22,7 +22,7 @@ from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsyncAPIRoute
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -72,8 +72,11 @@ async def _raw_batch(
     return StreamMessage(raw_message=records, body=b"", message_id=f"batch-{id(records)}")
 
 
-async def _no_decode(_message: StreamMessage[Any], _original: Any) -> None:
-    return None
+async def _records(
+    message: StreamMessage[tuple[ConsumerRecord[Any, Any], ...]], _original: Any
+) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The batch's records themselves are what the handler is given."""
+    return message.raw_message
 
 
 def _broker(settings: Settings, tracing: TracerProvider | None) -> GuardedKafkaBroker:
@@ -97,6 +100,9 @@ def _broker(settings: Settings, tracing: TracerProvider | None) -> GuardedKafkaB
         logger=log,
         log_level=logging.DEBUG,
         middlewares=middlewares,
+        # The handler takes the records as they are: no dependency injection, which
+        # would resolve its argument on a thread of anyio's pool for every batch.
+        apply_types=False,
     )
 
 
@@ -113,15 +119,15 @@ def _subscribe(
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         parser=_raw_batch,
-        decoder=_no_decode,
+        decoder=_records,
         title="stock commands",
         description="Stock commands, applied in batches; offsets committed after the database.",
     )
 
     @subscriber
-    async def apply_commands(message: StreamMessage[Any] = Context("message")) -> None:  # noqa: B008
+    async def apply_commands(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         assert subscriber.consumer is not None
-        await state["runtime"].consumer.handle(message.raw_message, subscriber.consumer)
+        await state["runtime"].consumer.handle(records, subscriber.consumer)
 
     return subscriber
 
