@@ -314,3 +314,93 @@ async def test_a_consumer_stopped_during_a_top_up_hands_nothing_out(services: Se
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def test_records_read_for_a_new_assignment_during_a_top_up_are_handed_out_once(
+    services: Services,
+) -> None:
+    """The assignment changes while a batch is topped up: what the first read took under
+    the old one is dropped, what the top-up read under the new one is handed out, and
+    nothing of the new assignment is skipped (a dropped top-up would leave its partition
+    moved past records never handed out)."""
+    bootstrap = services.kafka_bootstrap_servers
+    topic = f"guarded-top-up-rebalance-{uuid.uuid4().hex[:8]}"
+    old, new = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    consumer = GuardedConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        top_up_ms=1_000,
+    )
+    await consumer.start()
+    try:
+        consumer.assign([old])
+        reading = asyncio.create_task(consumer.getmany(timeout_ms=10_000))
+        await producer.send_and_wait(old.topic, b"old", partition=old.partition)
+        for _ in range(200):
+            if consumer.highwater(old) == 1:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # "old" taken: the top-up waits for more
+        assert not reading.done()
+        consumer.assign([new])
+        await producer.send_and_wait(new.topic, b"new", partition=new.partition)
+        handed_out = [r for records in (await reading).values() for r in records]
+        for _ in range(6):
+            batch = await consumer.getmany(timeout_ms=500)
+            handed_out.extend(r for records in batch.values() for r in records)
+        assert [(r.partition, r.value) for r in handed_out] == [(1, b"new")]
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_a_fetch_failing_across_a_rebalance_goes_back_to_the_committed_offsets(
+    services: Services,
+) -> None:
+    """A fetch started under one assignment fails after a new one arrived: the start
+    positions it noted are the old assignment's, and putting a partition back there
+    could move it forward, past records after the committed offset."""
+    bootstrap = services.kafka_bootstrap_servers
+    topic = f"guarded-rewind-rebalance-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    for i in range(10):
+        await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
+    await producer.stop()
+    consumer = GuardedConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"guarded-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        taken: list[Any] = []
+        for _ in range(40):
+            batch = await consumer.getmany(timeout_ms=500, max_records=8 - len(taken))
+            taken.extend(r for records in batch.values() for r in records)
+            if len(taken) == 8:
+                break
+        assert len(taken) == 8
+        await consumer.commit({tp: 3})  # r3 to r7 handed out, not yet committed
+        fetcher = consumer._fetcher
+        original = fetcher.fetched_records
+
+        async def reassigned_then_fails(*args: Any, **kwargs: Any) -> Any:
+            consumer.assign([tp])  # a new assignment: it starts at the committed offset
+            assert await consumer.position(tp) == 3
+            raise RuntimeError("the fetch failed after the rebalance")
+
+        fetcher.fetched_records = reassigned_then_fails
+        with pytest.raises(KafkaError):
+            await consumer.getmany(timeout_ms=500)
+        fetcher.fetched_records = original
+        rest = await drain(consumer, 7, None)
+    finally:
+        await consumer.stop()
+    assert [r.value for r in rest] == [f"r{i}".encode() for i in range(3, 10)]

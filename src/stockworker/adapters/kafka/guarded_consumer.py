@@ -29,6 +29,7 @@ those and would stop on anything else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -52,6 +53,8 @@ UNREADABLE_RECORD_ERRORS = (UnicodeDecodeError, CorruptRecordException)
 _RAW_FETCH_TIMEOUT_SECONDS = 30.0
 _MAX_BACKOFF_SECONDS = 5.0
 _COMMIT_DRAIN_SECONDS = 10.0
+# How much longer than its own timeout a top-up's read may take before it is cut off.
+_TOP_UP_MARGIN_SECONDS = 0.05
 
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
@@ -96,23 +99,23 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
     ) -> Batch:
         self._check_positions()
         await self._restart_paused()
-        start = self._positions_now()
+        start, started_under = self._positions_now(), self._assignment()
         try:
             batch: Batch = await super().getmany(
                 *partitions, timeout_ms=timeout_ms, max_records=max_records
             )
             batch = await self._top_up(batch, partitions, timeout_ms, max_records)
         except UNREADABLE_RECORD_ERRORS as exc:
-            self._rewind_to(start)
+            self._rewind_to(start, started_under)
             return await self._get_past_unreadable(exc, partitions, max_records)
         except (KafkaError, ConsumerStoppedError):
-            self._rewind_to(start)
+            self._rewind_to(start, started_under)
             raise
         except Exception as exc:
-            self._rewind_to(start)
+            self._rewind_to(start, started_under)
             raise FetchFailed(f"fetching commands failed: {exc!r}") from exc
         except BaseException:  # cancelled: nothing was handed out
-            self._rewind_to(start)
+            self._rewind_to(start, started_under)
             raise
         self._failures = 0
         self._note_positions()
@@ -144,26 +147,26 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
         ):
             return batch
         assignment = self._assignment()
-        try:
-            # Bounded here too: aiokafka's read would wait for a rebalance without limit.
-            more: Batch = await asyncio.wait_for(
-                super().getmany(
+        more: Batch = {}
+        # Bounded here too: aiokafka's read would wait for a rebalance without limit. It
+        # is cancelled only while it waits, with nothing taken.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._top_up_ms / 1000 + _TOP_UP_MARGIN_SECONDS):
+                more = await super().getmany(
                     *partitions,
                     timeout_ms=self._top_up_ms,
                     max_records=None if max_records is None else max_records - taken,
-                ),
-                self._top_up_ms / 1000,
-            )
-        except TimeoutError:  # cancelled only while waiting, with nothing taken
-            more = {}
+                )
         if self._closed:
             # Stopped meanwhile: its last offsets are committed already; hand nothing
             # out (the rewind puts the partitions back).
             raise ConsumerStoppedError()
         if self._assignment() is not assignment:
-            # A rebalance came in between: what the first read took may be another
-            # worker's now. The new assignment reads again from the committed offsets.
-            return {}
+            # A rebalance came in between. What the first read took may be another
+            # worker's now: dropped (the new assignment starts from the committed
+            # offsets). What the second took is the new assignment's, read from there,
+            # and its positions have moved past it: handed out.
+            return more
         for tp, records in more.items():
             batch.setdefault(tp, []).extend(records)
         return batch
@@ -240,11 +243,16 @@ class GuardedConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is un
             if position is not None:
                 self._handed_out_to[tp] = position
 
-    def _rewind_to(self, start: dict[TopicPartition, int | None]) -> None:
+    def _rewind_to(self, start: dict[TopicPartition, int | None], started_under: Any) -> None:
         """After a failed fetch: every partition back where the fetch found it."""
         assignment = self._assignment()
         if assignment is None:
             return
+        if assignment is not started_under:
+            # A rebalance came in during the fetch: `start` holds the old assignment's
+            # positions, which say nothing of the new one. Every partition goes back to
+            # its committed offset instead (the pause-and-restart path below).
+            start = {}
         for tp in assignment.tps:
             now, before = self._position_now(tp), start.get(tp)
             if now is None or now == before:
