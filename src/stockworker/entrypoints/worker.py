@@ -124,6 +124,8 @@ def _subscribe(
         description="Stock commands, applied in batches; offsets committed after the database.",
     )
 
+    # One parameter: with apply_types off, FastStream passes the decoded body (the
+    # records, `_records`) as it is; given several, it would spread them over them.
     @subscriber
     async def apply_commands(records: tuple[ConsumerRecord[Any, Any], ...]) -> None:
         assert subscriber.consumer is not None
