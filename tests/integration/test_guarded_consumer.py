@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -220,6 +222,56 @@ async def test_offsets_committed_in_the_background_are_all_committed_once_it_sto
     assert committed == ends
 
 
+@contextlib.asynccontextmanager
+async def producer_and_consumer(
+    services: Services, **options: Any
+) -> AsyncIterator[tuple[AIOKafkaProducer, GuardedConsumer, str]]:
+    """A producer sending at once, a started GuardedConsumer (no group unless given) and
+    a topic name of their own; the consumer is assigned nothing yet."""
+    bootstrap = services.kafka_bootstrap_servers
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    consumer = GuardedConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **options,
+    )
+    await consumer.start()
+    try:
+        yield producer, consumer, f"guarded-{uuid.uuid4().hex[:8]}"
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def fetched_up_to(consumer: GuardedConsumer, tp: TopicPartition, highwater: int) -> None:
+    """Waits until a fetch of `tp` has answered with records up to `highwater` (they are
+    in aiokafka's buffer, or taken)."""
+    for _ in range(200):
+        if consumer.highwater(tp) == highwater:
+            break
+        await asyncio.sleep(0.05)
+    assert consumer.highwater(tp) == highwater
+
+
+async def waiting_in_a_top_up(
+    consumer: GuardedConsumer, producer: AIOKafkaProducer, tp: TopicPartition, value: bytes
+) -> asyncio.Task[Any]:
+    """A `getmany` that has taken `value`, the only record of `tp`, and is waiting in its
+    top-up for more."""
+    reading = asyncio.create_task(consumer.getmany(timeout_ms=10_000))
+    await producer.send_and_wait(tp.topic, value, partition=tp.partition)
+    await fetched_up_to(consumer, tp, 1)
+    await asyncio.sleep(0.2)  # taken: the top-up waits for more
+    assert not reading.done()
+    return reading
+
+
+def values(batch: dict[TopicPartition, list[Any]]) -> list[Any]:
+    return [r for records in batch.values() for r in records]
+
+
 @pytest.mark.parametrize("top_up_ms", [0, 1_000])
 async def test_a_batch_is_topped_up_with_what_reached_the_broker_meanwhile(
     services: Services, top_up_ms: int
@@ -227,19 +279,8 @@ async def test_a_batch_is_topped_up_with_what_reached_the_broker_meanwhile(
     """aiokafka fetches a partition again only once its buffered records are taken: a
     record that reached the broker after that fetch waits for the next batch but one,
     unless the batch is topped up."""
-    bootstrap = services.kafka_bootstrap_servers
-    topic = f"guarded-top-up-{uuid.uuid4().hex[:8]}"
-    tp = TopicPartition(topic, 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    await producer.start()
-    consumer = GuardedConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        top_up_ms=top_up_ms,
-    )
-    await consumer.start()
-    try:
+    async with producer_and_consumer(services, top_up_ms=top_up_ms) as (producer, consumer, topic):
+        tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         await producer.send_and_wait(topic, b"a", partition=0)
         first = await drain(consumer, 1, max_records=None)
@@ -247,18 +288,11 @@ async def test_a_batch_is_topped_up_with_what_reached_the_broker_meanwhile(
         # Taking "a" sent the next fetch; "b" answers it and waits in aiokafka's buffer
         # (its answer moved the high watermark), then "c" reaches the broker.
         await producer.send_and_wait(topic, b"b", partition=0)
-        for _ in range(200):
-            if consumer.highwater(tp) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert consumer.highwater(tp) == 2
+        await fetched_up_to(consumer, tp, 2)
         await producer.send_and_wait(topic, b"c", partition=0)
         batch = await consumer.getmany(timeout_ms=10_000)
         expected = [b"b", b"c"] if top_up_ms else [b"b"]
         assert [r.value for r in batch.get(tp, [])] == expected
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_the_workers_consumers_are_guarded_and_top_up_as_configured(
@@ -286,34 +320,13 @@ async def test_the_workers_consumers_are_guarded_and_top_up_as_configured(
 async def test_a_consumer_stopped_during_a_top_up_hands_nothing_out(services: Services) -> None:
     """Its offsets were committed for the last time as it stopped: records handed out
     now could never be committed, so they stay unread for the next owner."""
-    bootstrap = services.kafka_bootstrap_servers
-    topic = f"guarded-top-up-stop-{uuid.uuid4().hex[:8]}"
-    tp = TopicPartition(topic, 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    await producer.start()
-    consumer = GuardedConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        top_up_ms=1_000,
-    )
-    await consumer.start()
-    try:
+    async with producer_and_consumer(services, top_up_ms=1_000) as (producer, consumer, topic):
+        tp = TopicPartition(topic, 0)
         consumer.assign([tp])
-        reading = asyncio.create_task(consumer.getmany(timeout_ms=10_000))
-        await producer.send_and_wait(topic, b"a", partition=0)
-        for _ in range(200):
-            if consumer.highwater(tp) == 1:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)  # "a" taken: the top-up waits for more
-        assert not reading.done()
+        reading = await waiting_in_a_top_up(consumer, producer, tp, b"a")
         await consumer.stop()
         with pytest.raises(ConsumerStoppedError):
             await reading
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_records_read_for_a_new_assignment_during_a_top_up_are_handed_out_once(
@@ -323,38 +336,16 @@ async def test_records_read_for_a_new_assignment_during_a_top_up_are_handed_out_
     the old one is dropped, what the top-up read under the new one is handed out, and
     nothing of the new assignment is skipped (a dropped top-up would leave its partition
     moved past records never handed out)."""
-    bootstrap = services.kafka_bootstrap_servers
-    topic = f"guarded-top-up-rebalance-{uuid.uuid4().hex[:8]}"
-    old, new = TopicPartition(topic, 0), TopicPartition(topic, 1)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    await producer.start()
-    consumer = GuardedConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        top_up_ms=1_000,
-    )
-    await consumer.start()
-    try:
+    async with producer_and_consumer(services, top_up_ms=1_000) as (producer, consumer, topic):
+        old, new = TopicPartition(topic, 0), TopicPartition(topic, 1)
         consumer.assign([old])
-        reading = asyncio.create_task(consumer.getmany(timeout_ms=10_000))
-        await producer.send_and_wait(old.topic, b"old", partition=old.partition)
-        for _ in range(200):
-            if consumer.highwater(old) == 1:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)  # "old" taken: the top-up waits for more
-        assert not reading.done()
+        reading = await waiting_in_a_top_up(consumer, producer, old, b"old")
         consumer.assign([new])
         await producer.send_and_wait(new.topic, b"new", partition=new.partition)
-        handed_out = [r for records in (await reading).values() for r in records]
+        handed_out = values(await reading)
         for _ in range(6):
-            batch = await consumer.getmany(timeout_ms=500)
-            handed_out.extend(r for records in batch.values() for r in records)
+            handed_out.extend(values(await consumer.getmany(timeout_ms=500)))
         assert [(r.partition, r.value) for r in handed_out] == [(1, b"new")]
-    finally:
-        await consumer.stop()
-        await producer.stop()
 
 
 async def test_a_fetch_failing_across_a_rebalance_goes_back_to_the_committed_offsets(
@@ -363,27 +354,15 @@ async def test_a_fetch_failing_across_a_rebalance_goes_back_to_the_committed_off
     """A fetch started under one assignment fails after a new one arrived: the start
     positions it noted are the old assignment's, and putting a partition back there
     could move it forward, past records after the committed offset."""
-    bootstrap = services.kafka_bootstrap_servers
-    topic = f"guarded-rewind-rebalance-{uuid.uuid4().hex[:8]}"
-    tp = TopicPartition(topic, 0)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-    await producer.start()
-    for i in range(10):
-        await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
-    await producer.stop()
-    consumer = GuardedConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=f"guarded-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
+    group = f"guarded-{uuid.uuid4().hex[:8]}"
+    async with producer_and_consumer(services, group_id=group) as (producer, consumer, topic):
+        tp = TopicPartition(topic, 0)
+        for i in range(10):
+            await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
         consumer.assign([tp])
         taken: list[Any] = []
         for _ in range(40):
-            batch = await consumer.getmany(timeout_ms=500, max_records=8 - len(taken))
-            taken.extend(r for records in batch.values() for r in records)
+            taken.extend(values(await consumer.getmany(timeout_ms=500, max_records=8 - len(taken))))
             if len(taken) == 8:
                 break
         assert len(taken) == 8
@@ -401,6 +380,4 @@ async def test_a_fetch_failing_across_a_rebalance_goes_back_to_the_committed_off
             await consumer.getmany(timeout_ms=500)
         fetcher.fetched_records = original
         rest = await drain(consumer, 7, None)
-    finally:
-        await consumer.stop()
     assert [r.value for r in rest] == [f"r{i}".encode() for i in range(3, 10)]
